@@ -206,7 +206,7 @@ fn bandwidth_estimate_is_an_ewma_of_large_completions() {
     let mut sim = Sim::new(quiet(1));
     let p = sim.peer(RequestPriority::Low);
     assert_eq!(sim.s.bandwidth_estimate(), None);
-    let mut run = |sim: &mut Sim, bytes: u64, millis: u64| {
+    let run = |sim: &mut Sim, bytes: u64, millis: u64| {
         let r = sim.enq(p, get("http://a.example/r"));
         sim.drain();
         sim.bytes(r, bytes);
