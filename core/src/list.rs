@@ -6,11 +6,24 @@
 
 use slab::Slab;
 
-/// The links one list threads through an item.
-#[derive(Debug, Default, Clone, Copy)]
+/// "No item": slab keys stay below 2²⁴, so this never names one.
+const NIL: u32 = u32::MAX;
+
+/// The links one list threads through an item (8 bytes: `NIL` for none).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Link {
-    prev: Option<u32>,
-    next: Option<u32>,
+    prev: u32,
+    next: u32,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self { prev: NIL, next: NIL }
+    }
+}
+
+fn opt(k: u32) -> Option<u32> {
+    (k != NIL).then_some(k)
 }
 
 /// Selects which of an item's links a list uses.
@@ -31,9 +44,9 @@ impl List {
     }
 
     pub(crate) fn push_back<T>(&mut self, slab: &mut Slab<T>, key: u32, link: LinkOf<T>) {
-        *link(&mut slab[key as usize]) = Link { prev: self.tail, next: None };
+        *link(&mut slab[key as usize]) = Link { prev: self.tail.unwrap_or(NIL), next: NIL };
         match self.tail {
-            Some(t) => link(&mut slab[t as usize]).next = Some(key),
+            Some(t) => link(&mut slab[t as usize]).next = key,
             None => self.head = Some(key),
         }
         self.tail = Some(key);
@@ -42,13 +55,13 @@ impl List {
 
     pub(crate) fn unlink<T>(&mut self, slab: &mut Slab<T>, key: u32, link: LinkOf<T>) {
         let Link { prev, next } = std::mem::take(link(&mut slab[key as usize]));
-        match prev {
+        match opt(prev) {
             Some(p) => link(&mut slab[p as usize]).next = next,
-            None => self.head = next,
+            None => self.head = opt(next),
         }
-        match next {
+        match opt(next) {
             Some(n) => link(&mut slab[n as usize]).prev = prev,
-            None => self.tail = prev,
+            None => self.tail = opt(prev),
         }
         self.len -= 1;
     }
@@ -59,7 +72,7 @@ impl List {
         let mut cur = self.head;
         while let Some(k) = cur {
             out.push(k);
-            cur = link(&mut slab[k as usize]).next;
+            cur = opt(link(&mut slab[k as usize]).next);
         }
         out
     }

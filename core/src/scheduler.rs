@@ -809,7 +809,8 @@ impl Scheduler {
         };
         let r = &mut self.reqs[key as usize];
         r.retries = n;
-        let ev = DownloaderEvent::RequestRetrying { request_id: r.id, attempt: r.attempt + 1, delay, error };
+        let ev =
+            DownloaderEvent::RequestRetrying { request_id: r.id, attempt: r.attempt.saturating_add(1), delay, error };
         self.emit(key, ev);
         match now.checked_add(delay) {
             _ if delay.is_zero() => self.requeue_front(key, now),
@@ -1004,5 +1005,19 @@ mod tests {
         assert_eq!(bits_per_second(10, Duration::ZERO), 80_000_000_000);
         assert_eq!(bits_per_second(u64::MAX, Duration::ZERO), u64::MAX);
         assert_eq!(bits_per_second(0, Duration::from_secs(1)), 0);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn waiting_requests_stay_small() {
+        // A waiting request is one slab entry plus its URL's heap string and
+        // a queue entry; keep the entry itself compact (issue: < 300 B/request).
+        let size = std::mem::size_of::<Req>();
+        println!("size_of::<Req>() = {size}");
+        assert!(size <= 240, "a request's state grew to {size} bytes");
     }
 }
