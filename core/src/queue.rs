@@ -3,7 +3,7 @@
 //!
 //! A slot is (peer priority × request priority), served in the order
 //! HighHigh, HighLow, LowHigh, LowLow. Inside a slot the ring serves peers
-//! round-robin (by peer index, starting at a cursor) and each peer's queue
+//! round-robin (in the order the peers were added, starting at a cursor) and each peer's queue
 //! FIFO by an order key. Requests keep their order key when they move between
 //! slots (priority changes), so a move keeps the original enqueue order;
 //! requests re-queued after a backoff or a preemption get a key that sorts
@@ -14,6 +14,8 @@
 //! them), never the requests queued behind them.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ids::PeerId;
 
 /// Position inside a peer's queue: enqueue sequence numbers are positive and
 /// grow; re-queues at the front take negative numbers that shrink.
@@ -77,34 +79,36 @@ impl PeerQueue {
 /// The round-robin ring of one slot.
 #[derive(Debug, Default)]
 pub(crate) struct Ring {
-    /// Peers (by index) with at least one waiting request in this slot.
-    active: BTreeSet<u32>,
-    /// The next peer to serve is the first active one at or after this index.
-    cursor: u32,
+    /// Peers with at least one waiting request in this slot, in creation order.
+    active: BTreeSet<PeerId>,
+    /// The next peer to serve is the first active one created at or after
+    /// this generation.
+    cursor: u64,
 }
 
 impl Ring {
-    pub(crate) fn insert(&mut self, peer: u32) {
+    pub(crate) fn insert(&mut self, peer: PeerId) {
         self.active.insert(peer);
     }
 
-    pub(crate) fn remove(&mut self, peer: u32) {
+    pub(crate) fn remove(&mut self, peer: PeerId) {
         self.active.remove(&peer);
     }
 
     /// Active peers in service order, starting at the cursor and wrapping.
-    pub(crate) fn service_order(&self) -> impl Iterator<Item = u32> + '_ {
-        self.active.range(self.cursor..).chain(self.active.range(..self.cursor)).copied()
+    pub(crate) fn service_order(&self) -> impl Iterator<Item = PeerId> + '_ {
+        let from = PeerId { generation: self.cursor, index: 0 };
+        self.active.range(from..).chain(self.active.range(..from)).copied()
     }
 
     /// `peer` was just served: the next one after it goes next.
-    pub(crate) fn served(&mut self, peer: u32) {
-        self.cursor = peer.wrapping_add(1);
+    pub(crate) fn served(&mut self, peer: PeerId) {
+        self.cursor = peer.generation.saturating_add(1);
     }
 
     /// `peer` goes next (it re-queued a request that was admitted earlier).
-    pub(crate) fn serve_next(&mut self, peer: u32) {
-        self.cursor = peer;
+    pub(crate) fn serve_next(&mut self, peer: PeerId) {
+        self.cursor = peer.generation;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -138,15 +142,17 @@ mod tests {
 
     #[test]
     fn ring_wraps_from_the_cursor() {
+        let peer = |generation| PeerId { generation, index: 0 };
+        let gens = |r: &Ring| r.service_order().map(|p| p.generation).collect::<Vec<_>>();
         let mut r = Ring::default();
-        for p in [1, 4, 9] {
-            r.insert(p);
+        for g in [1, 4, 9] {
+            r.insert(peer(g));
         }
-        r.served(4);
-        assert_eq!(r.service_order().collect::<Vec<_>>(), vec![9, 1, 4]);
-        r.serve_next(1);
-        assert_eq!(r.service_order().collect::<Vec<_>>(), vec![1, 4, 9]);
-        r.served(9);
-        assert_eq!(r.service_order().collect::<Vec<_>>(), vec![1, 4, 9]);
+        r.served(peer(4));
+        assert_eq!(gens(&r), vec![9, 1, 4]);
+        r.serve_next(peer(1));
+        assert_eq!(gens(&r), vec![1, 4, 9]);
+        r.served(peer(9));
+        assert_eq!(gens(&r), vec![1, 4, 9]);
     }
 }

@@ -269,8 +269,8 @@ impl Scheduler {
         }
         for q in 0..2 {
             if !self.peers[pi as usize].queues[q].is_empty() {
-                self.slots[slot(old.index(), q)].remove(pi);
-                self.slots[slot(p.index(), q)].insert(pi);
+                self.slots[slot(old.index(), q)].remove(peer);
+                self.slots[slot(p.index(), q)].insert(peer);
             }
         }
         self.peers[pi as usize].priority = p;
@@ -504,7 +504,7 @@ impl Scheduler {
         let first = !a.first_byte;
         a.first_byte = true;
         if let Some(idle) = idle {
-            self.timers.arm(&mut a.idle, key, TimerKind::Idle, now.checked_add(idle));
+            self.timers.arm(&mut a.idle, id, TimerKind::Idle, now.checked_add(idle));
         }
         if first {
             let latency = now.saturating_duration_since(a.start);
@@ -541,7 +541,8 @@ impl Scheduler {
     /// ends of retry backoffs, ageing. Calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
-        while let Some((at, kind, key)) = self.timers.pop_due(now) {
+        while let Some((at, kind, id)) = self.timers.pop_due(now) {
+            let key = id.key() as u32;
             // The popped deadline is no longer armed: forget it first.
             let armed = match (&mut self.reqs[key as usize].state, kind) {
                 (State::Running(a), TimerKind::Soft) => a.soft.take().is_some(),
@@ -669,9 +670,10 @@ impl Scheduler {
     fn queue_insert(&mut self, key: u32) {
         let s = self.slot_of(key);
         let r = &mut self.reqs[key as usize];
-        let queue = &mut self.peers[r.peer as usize].queues[r.priority.index()];
+        let peer = &mut self.peers[r.peer as usize];
+        let queue = &mut peer.queues[r.priority.index()];
         if queue.is_empty() {
-            self.slots[s].insert(r.peer);
+            self.slots[s].insert(peer.id);
         }
         queue.insert(r.host, r.order, key);
         if let (Some(after), RequestPriority::Low) = (self.cfg.promote_after, r.priority) {
@@ -680,7 +682,7 @@ impl Scheduler {
                 _ => r.ready_at,
             };
             if let State::Queued { age } = &mut r.state {
-                self.timers.arm(age, key, TimerKind::Age, from.checked_add(after));
+                self.timers.arm(age, r.id, TimerKind::Age, from.checked_add(after));
             }
         }
     }
@@ -689,13 +691,14 @@ impl Scheduler {
     fn queue_remove(&mut self, key: u32) {
         let s = self.slot_of(key);
         let r = &mut self.reqs[key as usize];
-        let queue = &mut self.peers[r.peer as usize].queues[r.priority.index()];
+        let peer = &mut self.peers[r.peer as usize];
+        let queue = &mut peer.queues[r.priority.index()];
         queue.remove(r.host, r.order);
         if queue.is_empty() {
-            self.slots[s].remove(r.peer);
+            self.slots[s].remove(peer.id);
         }
         if let State::Queued { age } = &mut r.state {
-            self.timers.disarm(age, key, TimerKind::Age);
+            self.timers.disarm(age, r.id, TimerKind::Age);
         }
     }
 
@@ -708,7 +711,7 @@ impl Scheduler {
         r.order = order;
         r.ready_at = ready_at;
         r.state = State::Queued { age: None };
-        let peer = r.peer;
+        let peer = self.peers[r.peer as usize].id;
         self.queue_insert(key);
         let s = self.slot_of(key);
         self.slots[s].serve_next(peer);
@@ -721,9 +724,9 @@ impl Scheduler {
         let State::Running(mut a) = std::mem::replace(&mut r.state, State::Queued { age: None }) else {
             unreachable!("stop_attempt on a request that is not running")
         };
-        self.timers.disarm(&mut a.soft, key, TimerKind::Soft);
-        self.timers.disarm(&mut a.idle, key, TimerKind::Idle);
-        self.timers.disarm(&mut a.hard, key, TimerKind::Hard);
+        self.timers.disarm(&mut a.soft, r.id, TimerKind::Soft);
+        self.timers.disarm(&mut a.idle, r.id, TimerKind::Idle);
+        self.timers.disarm(&mut a.hard, r.id, TimerKind::Hard);
         self.running.remove(&a.start_seq);
         self.hosts.stopped(r.host);
         if r.priority == RequestPriority::Low {
@@ -753,7 +756,8 @@ impl Scheduler {
         match self.reqs[key as usize].state {
             State::Queued { .. } => self.queue_remove(key),
             State::Backoff { until } => {
-                self.timers.disarm(&mut Some(until), key, TimerKind::Backoff);
+                let id = self.reqs[key as usize].id;
+                self.timers.disarm(&mut Some(until), id, TimerKind::Backoff);
             }
             State::Running(_) => {
                 self.stop_attempt(key, true);
@@ -815,8 +819,9 @@ impl Scheduler {
         match now.checked_add(delay) {
             _ if delay.is_zero() => self.requeue_front(key, now),
             Some(until) => {
-                self.reqs[key as usize].state = State::Backoff { until };
-                self.timers.arm(&mut None, key, TimerKind::Backoff, Some(until));
+                let r = &mut self.reqs[key as usize];
+                r.state = State::Backoff { until };
+                self.timers.arm(&mut None, r.id, TimerKind::Backoff, Some(until));
             }
             // A delay beyond the clock's range: the request would never run.
             None => {
@@ -837,10 +842,10 @@ impl Scheduler {
 
     /// The request slot `s` would start next: round-robin over its peers from
     /// the cursor, each peer's first request whose host is not full.
-    fn pick(&self, s: usize) -> Option<(u32, u32)> {
+    fn pick(&self, s: usize) -> Option<(PeerId, u32)> {
         let q = s % 2;
         self.slots[s].service_order().find_map(|p| {
-            let key = self.peers[p as usize].queues[q].first_startable(|h| self.host_full(h))?;
+            let key = self.peers[p.index as usize].queues[q].first_startable(|h| self.host_full(h))?;
             Some((p, key))
         })
     }
@@ -931,9 +936,9 @@ impl Scheduler {
             hard: None,
         });
         let at = |d: Option<Duration>| d.and_then(|d| now.checked_add(d));
-        self.timers.arm(&mut a.soft, key, TimerKind::Soft, at(cfg.soft_timeout));
-        self.timers.arm(&mut a.idle, key, TimerKind::Idle, at(cfg.idle_timeout));
-        self.timers.arm(&mut a.hard, key, TimerKind::Hard, at(cfg.hard_timeout));
+        self.timers.arm(&mut a.soft, r.id, TimerKind::Soft, at(cfg.soft_timeout));
+        self.timers.arm(&mut a.idle, r.id, TimerKind::Idle, at(cfg.idle_timeout));
+        self.timers.arm(&mut a.hard, r.id, TimerKind::Hard, at(cfg.hard_timeout));
         r.state = State::Running(a);
         let cmd = FetchCmd {
             id: r.id,

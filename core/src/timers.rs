@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::ids::RequestId;
+
 /// What a deadline is for. The order breaks ties between deadlines at the
 /// same instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -21,29 +23,30 @@ pub(crate) enum TimerKind {
     Age,
 }
 
-/// The ordered set of `(deadline, kind, request key)`.
+/// The ordered set of `(deadline, kind, request)`. Ties between requests
+/// break by request id, so the order never depends on memory layout.
 ///
 /// Requests remember which deadlines they armed; disarming needs the exact
 /// deadline, which keeps the set free of stale entries.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    set: BTreeSet<(Instant, TimerKind, u32)>,
+    set: BTreeSet<(Instant, TimerKind, RequestId)>,
 }
 
 impl Timers {
-    /// Arm `kind` for `key` at `at`, replacing what `slot` held. Returns the new slot value.
-    pub(crate) fn arm(&mut self, slot: &mut Option<Instant>, key: u32, kind: TimerKind, at: Option<Instant>) {
-        self.disarm(slot, key, kind);
+    /// Arm `kind` for `id` at `at` (`None`: not at all), replacing what `slot` held.
+    pub(crate) fn arm(&mut self, slot: &mut Option<Instant>, id: RequestId, kind: TimerKind, at: Option<Instant>) {
+        self.disarm(slot, id, kind);
         if let Some(at) = at {
-            self.set.insert((at, kind, key));
+            self.set.insert((at, kind, id));
         }
         *slot = at;
     }
 
-    /// Disarm `kind` for `key` if `slot` says it is armed.
-    pub(crate) fn disarm(&mut self, slot: &mut Option<Instant>, key: u32, kind: TimerKind) {
+    /// Disarm `kind` for `id` if `slot` says it is armed.
+    pub(crate) fn disarm(&mut self, slot: &mut Option<Instant>, id: RequestId, kind: TimerKind) {
         if let Some(at) = slot.take() {
-            let removed = self.set.remove(&(at, kind, key));
+            let removed = self.set.remove(&(at, kind, id));
             debug_assert!(removed, "an armed timer is in the table");
         }
     }
@@ -54,7 +57,7 @@ impl Timers {
     }
 
     /// Remove and return the earliest timer due at or before `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKind, u32)> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKind, RequestId)> {
         match self.set.first() {
             Some(&(at, _, _)) if at <= now => self.set.pop_first(),
             _ => None,
