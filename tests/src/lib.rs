@@ -17,6 +17,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod model;
+pub mod ops;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
