@@ -1,0 +1,653 @@
+//! # weir-ureq: weir for programs without an async runtime
+//!
+//! One driver thread owns the [`weir::Scheduler`] and runs its loop; a pool
+//! of `max_concurrent` worker threads performs the transfers with
+//! [`ureq`] 3. Handles talk to the driver over channels.
+//!
+//! ```no_run
+//! use weir::{Config, Request, RequestPriority, Url};
+//! use weir_ureq::{Downloader, Sink};
+//!
+//! let dl = Downloader::new(Config::default());
+//! let player = dl.peer(RequestPriority::High);
+//! let seg = Request::get(Url::parse("http://127.0.0.1:8080/seg1.ts").unwrap()).priority(RequestPriority::High);
+//! let download = player.fetch(seg, Sink::Memory).unwrap();
+//! let response = download.wait().unwrap();
+//! println!("{} bytes, status {}", response.bytes, response.status);
+//! ```
+//!
+//! * **Resume.** A retry or a preempted request continues where its sink
+//!   stopped: `Range: bytes=N-` with `If-Range` (the first answer's `ETag`,
+//!   else its `Last-Modified`). A 206 whose `Content-Range` does not start
+//!   at N is refused ([`NetError::Protocol`]); a 200 to a range request has
+//!   its already-delivered prefix skipped, unless its validator changed, in
+//!   which case a memory or file sink starts over and a writer sink fails.
+//! * **Abort** is prompt: the driver raises the transfer's flag and shuts
+//!   down the worker's `ureq` agent, which interrupts a read blocked on the
+//!   socket. The worker starts its next job on a fresh agent.
+//! * **Byte accounting.** The sink's count of delivered bytes is what the
+//!   next `Range` asks from. Bytes a worker wrote in the instant between the
+//!   scheduler's abort and the worker noticing it are in the sink (and so
+//!   never fetched twice) but may be missing from the scheduler's
+//!   `bytes_transferred`.
+//! * **Threads.** [`Downloader`] joins its driver and every worker when it
+//!   is dropped or shut down; nothing is left behind.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod parse;
+mod sink;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use parse::{content_range, retry_after, ContentRange};
+pub use sink::Sink;
+pub use weir;
+use weir::{
+    CancelReason, Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request,
+    RequestId, RequestPriority, Scheduler,
+};
+
+use sink::{Delivered, SinkState};
+use worker::{lock, AbortHandle, Job};
+
+/// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// A completed download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status of the first answer that carried the body (200 or 206; for HEAD, its status).
+    pub status: u16,
+    /// Headers of that answer, in order.
+    pub headers: Vec<(String, String)>,
+    /// Bytes delivered to the sink.
+    pub bytes: u64,
+    /// The body, for [`Sink::Memory`].
+    pub body: Option<Vec<u8>>,
+    /// Where the file is, for [`Sink::File`].
+    pub path: Option<PathBuf>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a download did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The scheduler refused the request.
+    Refused(EnqueueError),
+    /// The transfer failed for good.
+    Failed(NetError),
+    /// The request was cancelled.
+    Cancelled(CancelReason),
+    /// The downloader is gone.
+    Gone,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Refused(e) => write!(f, "refused: {e}"),
+            FetchError::Failed(e) => write!(f, "failed: {e}"),
+            FetchError::Cancelled(r) => write!(f, "cancelled ({r:?})"),
+            FetchError::Gone => f.write_str("the downloader is gone"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl From<NetError> for FetchError {
+    fn from(e: NetError) -> Self {
+        FetchError::Failed(e)
+    }
+}
+
+/// The outcome of a download.
+pub type Outcome = Result<Response, FetchError>;
+
+/// An event and the peer whose scope it belongs to.
+pub type Event = (PeerId, DownloaderEvent);
+
+/// Messages into the driver: commands from handles, reports from workers.
+pub(crate) enum Msg {
+    AddPeer(RequestPriority, Sender<PeerId>),
+    RemovePeer(PeerId),
+    SetPeerPriority(PeerId, RequestPriority),
+    NewGroup(PeerId, Sender<GroupId>),
+    CancelGroup(GroupId),
+    Fetch {
+        peer: PeerId,
+        req: Request,
+        sink: Sink,
+        reply: Sender<Result<RequestId, EnqueueError>>,
+        done: Sender<Outcome>,
+    },
+    Cancel(RequestId),
+    SetPriority(RequestId, RequestPriority),
+    Subscribe(Option<PeerId>, Sender<Event>),
+    Bytes {
+        id: RequestId,
+        attempt: u32,
+        n: u64,
+    },
+    Finished {
+        id: RequestId,
+        attempt: u32,
+        result: Result<(), NetError>,
+    },
+    Shutdown,
+}
+
+/// Options of the blocking adapter beyond the scheduler's [`Config`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `ureq` configuration every worker's agent is built from. The
+    /// default keeps `ureq`'s defaults (10 redirects at most, proxy from the
+    /// environment) but reports HTTP error statuses as responses, so the
+    /// adapter can read `Retry-After`.
+    pub agent: ureq::config::Config,
+    /// Largest body a [`Sink::Memory`] accepts ([`NetError::TooLarge`] beyond).
+    pub memory_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .build(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+/// The blocking downloader: a driver thread and its workers.
+pub struct Downloader {
+    tx: Sender<Msg>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downloader").finish_non_exhaustive()
+    }
+}
+
+impl Downloader {
+    /// Start a downloader with default [`Options`].
+    ///
+    /// # Panics
+    /// When the config cannot work (see [`Scheduler::try_new`]); use
+    /// [`Downloader::try_new`] to get the error instead.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self::try_new(config, Options::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Start a downloader whose workers use agents configured like `agent`
+    /// (each worker builds its own from `agent.config()`, so that aborting
+    /// one transfer never disturbs another).
+    ///
+    /// # Panics
+    /// As [`Downloader::new`].
+    #[must_use]
+    pub fn with_agent(config: Config, agent: &ureq::Agent) -> Self {
+        let opts = Options { agent: agent.config().clone(), ..Options::default() };
+        Self::try_new(config, opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Start a downloader.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] when the config cannot work.
+    pub fn try_new(config: Config, options: Options) -> Result<Self, ConfigError> {
+        let workers = config.max_concurrent;
+        let sched = Scheduler::try_new(config)?;
+        let (tx, rx) = mpsc::channel();
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let mut threads = Vec::with_capacity(workers + 1);
+        for i in 0..workers {
+            let (jobs, reports, cfg) = (Arc::clone(&job_rx), tx.clone(), options.agent.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("weir-worker-{i}"))
+                .spawn(move || worker::run(&jobs, &reports, &cfg))
+                .expect("spawn a worker thread");
+            threads.push(t);
+        }
+        let driver = Driver {
+            sched,
+            rx,
+            jobs: Some(job_tx),
+            reqs: HashMap::new(),
+            root_subs: Vec::new(),
+            peer_subs: HashMap::new(),
+            memory_limit: options.memory_limit,
+        };
+        let t = std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver.run()).expect("spawn");
+        threads.push(t);
+        Ok(Self { tx, threads: Mutex::new(threads) })
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(make(tx)).ok()?;
+        rx.recv().ok()
+    }
+
+    /// A new peer with this priority. Dropping its last handle cancels its
+    /// requests with [`CancelReason::PeerCancel`].
+    ///
+    /// # Panics
+    /// When the driver thread is gone (it never exits before the downloader).
+    #[must_use]
+    pub fn peer(&self, priority: RequestPriority) -> PeerHandle {
+        let id = self.ask(|tx| Msg::AddPeer(priority, tx)).expect("the driver is running");
+        PeerHandle { inner: Arc::new(PeerInner { id, tx: self.tx.clone() }) }
+    }
+
+    /// Every event of every peer.
+    #[must_use]
+    pub fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = mpsc::channel();
+        let _ = self.tx.send(Msg::Subscribe(None, tx));
+        rx
+    }
+
+    /// Cancel everything ([`CancelReason::DownloaderShutdown`]), stop and join
+    /// every thread. Later fetches fail with [`EnqueueError::ShutDown`] or
+    /// [`FetchError::Gone`].
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Downloader {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct PeerInner {
+    id: PeerId,
+    tx: Sender<Msg>,
+}
+
+impl Drop for PeerInner {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::RemovePeer(self.id));
+    }
+}
+
+/// A peer: a scope with its own priority, groups and event stream. Clones
+/// share the peer; dropping the last one removes it.
+#[derive(Clone)]
+pub struct PeerHandle {
+    inner: Arc<PeerInner>,
+}
+
+impl std::fmt::Debug for PeerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerHandle").field(&self.inner.id).finish()
+    }
+}
+
+impl PeerHandle {
+    /// The peer's id, as events name it.
+    #[must_use]
+    pub fn id(&self) -> PeerId {
+        self.inner.id
+    }
+
+    /// Schedule a download into `sink`.
+    ///
+    /// # Errors
+    /// The scheduler's [`EnqueueError`] (bad URL, full queue, shut down, …).
+    pub fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
+        let (reply, reply_rx) = mpsc::channel();
+        let (done, done_rx) = mpsc::channel();
+        let msg = Msg::Fetch { peer: self.inner.id, req, sink, reply, done };
+        self.inner.tx.send(msg).map_err(|_| EnqueueError::ShutDown)?;
+        let id = reply_rx.recv().map_err(|_| EnqueueError::ShutDown)??;
+        Ok(Download { id, rx: done_rx, tx: self.inner.tx.clone(), finished: false })
+    }
+
+    /// Download into memory and wait for the outcome.
+    ///
+    /// # Errors
+    /// Why the download did not complete.
+    pub fn execute(&self, req: Request) -> Outcome {
+        self.fetch(req, Sink::Memory).map_err(FetchError::Refused)?.wait()
+    }
+
+    /// Download all into memory, concurrently as the scheduler allows; the
+    /// outcomes come back in input order.
+    #[must_use]
+    pub fn batch(&self, reqs: Vec<Request>) -> Vec<Outcome> {
+        let downloads: Vec<_> = reqs.into_iter().map(|r| self.fetch(r, Sink::Memory)).collect();
+        downloads.into_iter().map(|d| d.map_err(FetchError::Refused).and_then(Download::wait)).collect()
+    }
+
+    /// Open a cancellation group (an epoch) for this peer.
+    ///
+    /// # Panics
+    /// When the driver thread is gone.
+    #[must_use]
+    pub fn new_group(&self) -> GroupId {
+        let (tx, rx) = mpsc::channel();
+        let _ = self.inner.tx.send(Msg::NewGroup(self.inner.id, tx));
+        rx.recv().expect("the driver is running")
+    }
+
+    /// Cancel a group: its requests end with [`CancelReason::EpochCancel`].
+    pub fn cancel_group(&self, group: GroupId) {
+        let _ = self.inner.tx.send(Msg::CancelGroup(group));
+    }
+
+    /// Change the peer's priority.
+    pub fn set_priority(&self, p: RequestPriority) {
+        let _ = self.inner.tx.send(Msg::SetPeerPriority(self.inner.id, p));
+    }
+
+    /// This peer's events.
+    #[must_use]
+    pub fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = mpsc::channel();
+        let _ = self.inner.tx.send(Msg::Subscribe(Some(self.inner.id), tx));
+        rx
+    }
+}
+
+/// A scheduled download. Dropping it before it finished cancels it
+/// ([`CancelReason::Explicit`]); [`Download::detach`] lets it run instead.
+#[derive(Debug)]
+pub struct Download {
+    id: RequestId,
+    rx: Receiver<Outcome>,
+    tx: Sender<Msg>,
+    finished: bool,
+}
+
+impl Download {
+    /// The request's id, as events name it.
+    #[must_use]
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// Block until the download ends.
+    ///
+    /// # Errors
+    /// Why it did not complete.
+    pub fn wait(mut self) -> Outcome {
+        self.finished = true;
+        self.rx.recv().unwrap_or(Err(FetchError::Gone))
+    }
+
+    /// Block at most `d`; `None` when the download is still running.
+    pub fn wait_timeout(&mut self, d: Duration) -> Option<Outcome> {
+        if self.finished {
+            return Some(Err(FetchError::Gone));
+        }
+        match self.rx.recv_timeout(d) {
+            Ok(o) => {
+                self.finished = true;
+                Some(o)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.finished = true;
+                Some(Err(FetchError::Gone))
+            }
+        }
+    }
+
+    /// Cancel it ([`CancelReason::Explicit`]).
+    pub fn cancel(&self) {
+        let _ = self.tx.send(Msg::Cancel(self.id));
+    }
+
+    /// Change its priority.
+    pub fn set_priority(&self, p: RequestPriority) {
+        let _ = self.tx.send(Msg::SetPriority(self.id, p));
+    }
+
+    /// Let it run to its end without anyone waiting for it.
+    pub fn detach(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancel();
+        }
+    }
+}
+
+/// What the driver keeps per live request.
+struct Rec {
+    url: weir::Url,
+    method: weir::RequestMethod,
+    range: Option<(u64, Option<u64>)>,
+    sink: Arc<Mutex<SinkState>>,
+    done: Sender<Outcome>,
+    /// The running attempt and its abort handle.
+    running: Option<(u32, Arc<AbortHandle>)>,
+}
+
+/// The driver: owns the scheduler and runs the loop of DESIGN.md.
+struct Driver {
+    sched: Scheduler,
+    rx: Receiver<Msg>,
+    jobs: Option<Sender<Job>>,
+    reqs: HashMap<RequestId, Rec>,
+    root_subs: Vec<Sender<Event>>,
+    peer_subs: HashMap<PeerId, Vec<Sender<Event>>>,
+    memory_limit: u64,
+}
+
+impl Driver {
+    fn run(mut self) {
+        loop {
+            let msg = match self.sched.poll_timeout() {
+                Some(at) => {
+                    let now = Instant::now();
+                    if at <= now {
+                        Err(RecvTimeoutError::Timeout)
+                    } else {
+                        self.rx.recv_timeout(at - now)
+                    }
+                }
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match msg {
+                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(m) => self.handle(m),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            // Take whatever else is waiting, so inputs that arrived together are scheduled together.
+            loop {
+                match self.rx.try_recv() {
+                    Ok(Msg::Shutdown) => return self.stop(),
+                    Ok(m) => self.handle(m),
+                    Err(_) => break,
+                }
+            }
+            self.sched.handle_timeout(Instant::now());
+            self.drain();
+        }
+        self.stop();
+    }
+
+    fn stop(mut self) {
+        self.sched.shutdown(Instant::now());
+        self.drain();
+        // Closing the job channel ends the workers once their transfer stops.
+        self.jobs = None;
+    }
+
+    fn handle(&mut self, m: Msg) {
+        let now = Instant::now();
+        match m {
+            Msg::AddPeer(p, reply) => {
+                let _ = reply.send(self.sched.add_peer(p));
+            }
+            Msg::RemovePeer(p) => {
+                self.sched.remove_peer(p, now);
+                self.drain();
+                self.peer_subs.remove(&p);
+            }
+            Msg::SetPeerPriority(p, prio) => self.sched.set_peer_priority(p, prio, now),
+            Msg::NewGroup(p, reply) => {
+                let _ = reply.send(self.sched.new_group(p));
+            }
+            Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
+            Msg::Fetch { peer, req, sink, reply, done } => {
+                let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
+                match self.sched.enqueue(peer, req, now) {
+                    Ok(id) => {
+                        let sink = Arc::new(Mutex::new(SinkState::new(sink, id, self.memory_limit)));
+                        self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
+                        let _ = reply.send(Ok(id));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Msg::Cancel(id) => self.sched.cancel(id, now),
+            Msg::SetPriority(id, p) => self.sched.set_priority(id, p, now),
+            Msg::Subscribe(None, tx) => self.root_subs.push(tx),
+            Msg::Subscribe(Some(p), tx) => self.peer_subs.entry(p).or_default().push(tx),
+            Msg::Bytes { id, attempt, n } => {
+                if self.current(id, attempt) {
+                    self.sched.on_bytes(id, n, now);
+                }
+            }
+            Msg::Finished { id, attempt, result } => {
+                if self.current(id, attempt) {
+                    if let Some(rec) = self.reqs.get_mut(&id) {
+                        rec.running = None;
+                    }
+                    match result {
+                        Ok(()) => self.sched.on_complete(id, now),
+                        Err(e) => self.sched.on_failed(id, e, now),
+                    }
+                }
+            }
+            Msg::Shutdown => unreachable!("handled by the loop"),
+        }
+    }
+
+    /// Whether a report comes from the attempt that is running now.
+    fn current(&self, id: RequestId, attempt: u32) -> bool {
+        self.reqs.get(&id).and_then(|r| r.running.as_ref()).is_some_and(|(a, _)| *a == attempt)
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.sched.poll_output() {
+            match out {
+                Output::Start(cmd) => {
+                    let Some(rec) = self.reqs.get_mut(&cmd.id) else { continue };
+                    let abort = Arc::new(AbortHandle::default());
+                    rec.running = Some((cmd.attempt, Arc::clone(&abort)));
+                    let job = Job {
+                        id: cmd.id,
+                        attempt: cmd.attempt,
+                        url: rec.url.clone(),
+                        method: rec.method,
+                        range: rec.range,
+                        sink: Arc::clone(&rec.sink),
+                        abort,
+                    };
+                    if let Some(jobs) = &self.jobs {
+                        let _ = jobs.send(job);
+                    }
+                }
+                Output::Abort(id) => {
+                    if let Some((_, abort)) = self.reqs.get_mut(&id).and_then(|r| r.running.take()) {
+                        abort.abort();
+                    }
+                }
+                Output::Event(peer, ev) => {
+                    if ev.is_terminal() {
+                        self.finish(&ev);
+                    }
+                    self.publish(peer, ev);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, peer: PeerId, ev: DownloaderEvent) {
+        let item = (peer, ev);
+        self.root_subs.retain(|s| s.send(item.clone()).is_ok());
+        if let Some(subs) = self.peer_subs.get_mut(&peer) {
+            subs.retain(|s| s.send(item.clone()).is_ok());
+        }
+    }
+
+    /// A request ended: settle its sink and tell whoever waits.
+    fn finish(&mut self, ev: &DownloaderEvent) {
+        let Some(rec) = self.reqs.remove(&ev.request_id()) else { return };
+        if let Some((_, abort)) = &rec.running {
+            abort.abort();
+        }
+        // The worker may still hold the sink for an instant after an abort;
+        // it never writes once aborted, so taking it over is safe.
+        let state = match Arc::try_unwrap(rec.sink) {
+            Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+            Err(shared) => {
+                let mut s = lock(&shared);
+                std::mem::replace(&mut *s, SinkState::new(Sink::Memory, ev.request_id(), 0))
+            }
+        };
+        let outcome = match ev {
+            DownloaderEvent::RequestCompleted { .. } => {
+                let (status, headers, bytes) = (state.status, state.headers.clone(), state.written);
+                match state.finish() {
+                    Ok(d) => {
+                        let (body, path) = match d {
+                            Delivered::Memory(v) => (Some(v), None),
+                            Delivered::File(p) => (None, Some(p)),
+                            Delivered::Writer => (None, None),
+                        };
+                        Ok(Response { status, headers, bytes, body, path })
+                    }
+                    Err(e) => Err(FetchError::Failed(e)),
+                }
+            }
+            DownloaderEvent::RequestFailed { error, .. } => {
+                state.abandon();
+                Err(FetchError::Failed(error.clone()))
+            }
+            DownloaderEvent::RequestCancelled { reason, .. } => {
+                state.abandon();
+                Err(FetchError::Cancelled(*reason))
+            }
+            _ => unreachable!("only terminal events end a request"),
+        };
+        let _ = rec.done.send(outcome);
+    }
+}
