@@ -19,6 +19,7 @@
 
 pub mod model;
 pub mod ops;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
