@@ -226,7 +226,9 @@ pub(crate) fn map_error(e: ureq::Error) -> NetError {
         E::ConnectionFailed => NetError::Connect("connection failed".into()),
         E::TooManyRedirects => NetError::Protocol("too many redirects (a redirect loop?)".into()),
         E::BodyExceedsLimit(_) => NetError::TooLarge,
-        E::Tls(_) | E::Rustls(_) => NetError::Tls(e.to_string()),
+        E::Tls(_) => NetError::Tls(e.to_string()),
+        #[cfg(feature = "rustls")]
+        E::Rustls(_) => NetError::Tls(e.to_string()),
         other => NetError::Protocol(other.to_string()),
     }
 }
