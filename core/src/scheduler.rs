@@ -24,8 +24,9 @@ const BANDWIDTH_ALPHA: f64 = 0.3;
 /// Where a live request is.
 #[derive(Debug)]
 enum State {
-    /// In its peer's queue; `age` is its armed ageing deadline.
-    Queued { age: Option<Instant> },
+    /// In its peer's queue. Its ageing deadline, when armed, follows from
+    /// its fields (see `Scheduler::age_deadline`).
+    Queued,
     /// Waiting out a retry backoff until `until`.
     Backoff { until: Instant },
     /// Transferring. Boxed: only `max_concurrent` requests run, while
@@ -55,8 +56,14 @@ struct Req {
     host: u32,
     method: RequestMethod,
     priority: RequestPriority,
-    url: url::Url,
-    range: Option<(u64, Option<u64>)>,
+    /// The URL's serialization; parsed again at each start, which keeps the
+    /// millions of waiting requests small (`Url` is 88 bytes inline).
+    url: Box<str>,
+    /// Whether the request asked for a range, and which (`range_end` is
+    /// `u64::MAX` for an open end): 17 bytes instead of 32.
+    ranged: bool,
+    range_start: u64,
+    range_end: u64,
     order: Order,
     /// When it last became ready to start (enqueue, backoff end, preemption).
     ready_at: Instant,
@@ -74,9 +81,14 @@ struct Req {
 }
 
 impl Req {
+    /// The requested range.
+    fn range(&self) -> Option<(u64, Option<u64>)> {
+        self.ranged.then(|| (self.range_start, (self.range_end != u64::MAX).then_some(self.range_end)))
+    }
+
     /// A bounded range whose every byte has been delivered.
     fn fully_delivered(&self) -> bool {
-        match self.range {
+        match self.range() {
             Some((start, Some(end))) => self.delivered > end - start,
             _ => false,
         }
@@ -84,7 +96,7 @@ impl Req {
 
     /// The range still to fetch: the original one minus what was delivered.
     fn remaining_range(&self) -> Option<(u64, Option<u64>)> {
-        match (self.range, self.delivered) {
+        match (self.range(), self.delivered) {
             (range, 0) => range,
             (None, d) => Some((d, None)),
             (Some((start, end)), d) => Some((start.saturating_add(d), end)),
@@ -410,15 +422,17 @@ impl Scheduler {
             host,
             method,
             priority,
-            url,
-            range,
+            url: url.as_str().into(),
+            ranged: range.is_some(),
+            range_start: range.map_or(0, |(s, _)| s),
+            range_end: range.and_then(|(_, e)| e).unwrap_or(u64::MAX),
             order,
             ready_at: now,
             priority_changed_at: None,
             delivered: 0,
             attempt: 0,
             retries: 0,
-            state: State::Queued { age: None },
+            state: State::Queued,
             peer_link: Link::default(),
             group_link: Link::default(),
         }) as u32;
@@ -460,7 +474,7 @@ impl Scheduler {
             return;
         }
         match r.state {
-            State::Queued { .. } => {
+            State::Queued => {
                 self.queue_remove(key);
                 let r = &mut self.reqs[key as usize];
                 r.priority = p;
@@ -548,7 +562,7 @@ impl Scheduler {
                 (State::Running(a), TimerKind::Soft) => a.soft.take().is_some(),
                 (State::Running(a), TimerKind::Idle) => a.idle.take().is_some(),
                 (State::Running(a), TimerKind::Hard) => a.hard.take().is_some(),
-                (State::Queued { age }, TimerKind::Age) => age.take().is_some(),
+                (State::Queued, TimerKind::Age) => true,
                 (State::Backoff { .. }, TimerKind::Backoff) => true,
                 _ => false,
             };
@@ -633,6 +647,19 @@ impl Scheduler {
         self.bandwidth.map(|b| b as u64)
     }
 
+    /// Give back memory kept from a burst: the request table's and the
+    /// output queue's spare capacity. Cheap when nothing is spare; call it
+    /// when the scheduler goes idle after a large batch.
+    pub fn shrink_to_fit(&mut self) {
+        if self.reqs.is_empty() {
+            // Ids name their slot, but stale ids never match a fresh table.
+            self.reqs = Slab::new();
+        } else {
+            self.reqs.shrink_to_fit();
+        }
+        self.out.shrink_to_fit();
+    }
+
     /// Internal table sizes, for tests that check memory returns to baseline.
     #[must_use]
     pub fn footprint(&self) -> Footprint {
@@ -665,40 +692,50 @@ impl Scheduler {
         slot(self.peers[r.peer as usize].priority.index(), r.priority.index())
     }
 
+    /// The ageing deadline of a waiting request: `promote_after` from the
+    /// later of when it became ready and its last priority change; none for
+    /// High requests.
+    fn age_deadline(&self, key: u32) -> Option<Instant> {
+        let r = &self.reqs[key as usize];
+        let after = self.cfg.promote_after.filter(|_| r.priority == RequestPriority::Low)?;
+        let from = match r.priority_changed_at {
+            Some(t) if t > r.ready_at => t,
+            _ => r.ready_at,
+        };
+        from.checked_add(after)
+    }
+
     /// Put a request (state already `Queued`) into its peer's queue and arm
     /// its ageing timer.
     fn queue_insert(&mut self, key: u32) {
         let s = self.slot_of(key);
-        let r = &mut self.reqs[key as usize];
+        let age = self.age_deadline(key);
+        let r = &self.reqs[key as usize];
         let peer = &mut self.peers[r.peer as usize];
         let queue = &mut peer.queues[r.priority.index()];
         if queue.is_empty() {
             self.slots[s].insert(peer.id);
         }
         queue.insert(r.host, r.order, key);
-        if let (Some(after), RequestPriority::Low) = (self.cfg.promote_after, r.priority) {
-            let from = match r.priority_changed_at {
-                Some(t) if t > r.ready_at => t,
-                _ => r.ready_at,
-            };
-            if let State::Queued { age } = &mut r.state {
-                self.timers.arm(age, r.id, TimerKind::Age, from.checked_add(after));
-            }
+        if let Some(at) = age {
+            self.timers.insert(at, TimerKind::Age, r.id);
         }
     }
 
-    /// Take a waiting request out of its queue and disarm its ageing timer.
+    /// Take a waiting request out of its queue and disarm its ageing timer
+    /// (already gone when it is the timer being handled).
     fn queue_remove(&mut self, key: u32) {
         let s = self.slot_of(key);
-        let r = &mut self.reqs[key as usize];
+        let age = self.age_deadline(key);
+        let r = &self.reqs[key as usize];
         let peer = &mut self.peers[r.peer as usize];
         let queue = &mut peer.queues[r.priority.index()];
         queue.remove(r.host, r.order);
         if queue.is_empty() {
             self.slots[s].remove(peer.id);
         }
-        if let State::Queued { age } = &mut r.state {
-            self.timers.disarm(age, r.id, TimerKind::Age);
+        if let Some(at) = age {
+            self.timers.remove(at, TimerKind::Age, r.id);
         }
     }
 
@@ -710,7 +747,7 @@ impl Scheduler {
         let r = &mut self.reqs[key as usize];
         r.order = order;
         r.ready_at = ready_at;
-        r.state = State::Queued { age: None };
+        r.state = State::Queued;
         let peer = self.peers[r.peer as usize].id;
         self.queue_insert(key);
         let s = self.slot_of(key);
@@ -721,7 +758,7 @@ impl Scheduler {
     /// `Abort` when the scheduler (not the adapter) ends it.
     fn stop_attempt(&mut self, key: u32, abort: bool) -> Box<Attempt> {
         let r = &mut self.reqs[key as usize];
-        let State::Running(mut a) = std::mem::replace(&mut r.state, State::Queued { age: None }) else {
+        let State::Running(mut a) = std::mem::replace(&mut r.state, State::Queued) else {
             unreachable!("stop_attempt on a request that is not running")
         };
         self.timers.disarm(&mut a.soft, r.id, TimerKind::Soft);
@@ -754,7 +791,7 @@ impl Scheduler {
 
     fn cancel_key(&mut self, key: u32, reason: CancelReason) {
         match self.reqs[key as usize].state {
-            State::Queued { .. } => self.queue_remove(key),
+            State::Queued => self.queue_remove(key),
             State::Backoff { until } => {
                 let id = self.reqs[key as usize].id;
                 self.timers.disarm(&mut Some(until), id, TimerKind::Backoff);
@@ -943,7 +980,8 @@ impl Scheduler {
         let cmd = FetchCmd {
             id: r.id,
             peer: self.peers[r.peer as usize].id,
-            url: r.url.clone(),
+            // The url crate guarantees that a serialization parses back to itself.
+            url: url::Url::parse(&r.url).expect("a stored URL parses"),
             method: r.method,
             range: r.remaining_range(),
             attempt: r.attempt,
@@ -1023,6 +1061,6 @@ mod size_tests {
         // a queue entry; keep the entry itself compact (issue: < 300 B/request).
         let size = std::mem::size_of::<Req>();
         println!("size_of::<Req>() = {size}");
-        assert!(size <= 240, "a request's state grew to {size} bytes");
+        assert!(size <= 160, "a request's state grew to {size} bytes");
     }
 }

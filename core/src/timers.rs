@@ -51,6 +51,16 @@ impl Timers {
         }
     }
 
+    /// Insert a deadline whose arming the caller tracks itself.
+    pub(crate) fn insert(&mut self, at: Instant, kind: TimerKind, id: RequestId) {
+        self.set.insert((at, kind, id));
+    }
+
+    /// Remove a deadline inserted with [`Timers::insert`], if still there.
+    pub(crate) fn remove(&mut self, at: Instant, kind: TimerKind, id: RequestId) {
+        self.set.remove(&(at, kind, id));
+    }
+
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.set.first().map(|&(at, _, _)| at)

@@ -164,3 +164,24 @@ fn errors_display_clearly() {
     assert_eq!(EnqueueError::QueueFull.to_string(), "the queue is full");
     assert!(ConfigError::ZeroTimeout("hard_timeout").to_string().contains("hard_timeout"));
 }
+
+#[test]
+fn shrink_to_fit_keeps_stale_ids_harmless() {
+    let mut sim = Sim::new(quiet(2));
+    let p = sim.peer(RequestPriority::Low);
+    let old: Vec<_> = (0..50).map(|i| sim.enq(p, get(&format!("http://a.example/{i}")))).collect();
+    sim.drain();
+    for id in &old {
+        sim.s.cancel(*id, sim.now);
+    }
+    sim.drain();
+    sim.s.shrink_to_fit();
+    let fresh = sim.enq(p, get("http://a.example/fresh"));
+    assert_eq!(starts(&sim.drain()), vec![fresh]);
+    for id in &old {
+        sim.s.cancel(*id, sim.now);
+        sim.s.on_complete(*id, sim.now);
+    }
+    assert!(sim.drain().is_empty(), "old ids name nothing, even where the fresh request reuses their slot");
+    assert_eq!(sim.s.in_flight(), 1);
+}

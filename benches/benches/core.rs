@@ -1,0 +1,256 @@
+//! The core's cost per operation with 10², 10⁴ and 10⁶ requests queued
+//! across 8 peers and 16 hosts, next to the `priority-queue` crate doing the
+//! comparable subset (push, pop best, change priority, remove) at the same
+//! sizes in the same run.
+//!
+//! `cargo bench -p weir-benches --bench core`; `-- --test` runs each once.
+#![allow(missing_docs, clippy::disallowed_methods)]
+
+use std::cmp::Reverse;
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use priority_queue::PriorityQueue;
+use weir::{Config, Output, PeerId, Request, RequestId, RequestPriority, Scheduler, Url};
+
+const SIZES: [usize; 3] = [100, 10_000, 1_000_000];
+
+/// A tiny deterministic PRNG for picking requests.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+struct World {
+    s: Scheduler,
+    peers: Vec<PeerId>,
+    urls: Vec<Url>,
+    queued: Vec<RequestId>,
+    running: VecDeque<RequestId>,
+    now: Instant,
+    rng: Rng,
+}
+
+fn prio(i: usize) -> RequestPriority {
+    if i % 4 == 0 {
+        RequestPriority::High
+    } else {
+        RequestPriority::Low
+    }
+}
+
+impl World {
+    fn new(n: usize, cfg: Config) -> Self {
+        let mut s = Scheduler::new(cfg);
+        let peers: Vec<_> = (0..8).map(|i| s.add_peer(prio(i * 2))).collect();
+        let urls: Vec<_> = (0..16)
+            .map(|h| Url::parse(&format!("https://cdn{h}.example.org/media/track/segment-000000.ts")).unwrap())
+            .collect();
+        let mut w =
+            World { s, peers, urls, queued: Vec::new(), running: VecDeque::new(), now: Instant::now(), rng: Rng(7) };
+        for i in 0..n {
+            let id = w.enqueue(i);
+            w.queued.push(id);
+        }
+        w.drain();
+        w
+    }
+
+    fn enqueue(&mut self, i: usize) -> RequestId {
+        let req = Request::get(self.urls[i % 16].clone()).priority(prio(i / 3));
+        self.s.enqueue(self.peers[i % 8], req, self.now).unwrap()
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.s.poll_output() {
+            if let Output::Start(c) = o {
+                self.running.push_back(c.id);
+            }
+        }
+    }
+}
+
+fn quiet(max_concurrent: usize) -> Config {
+    Config { max_concurrent, soft_timeout: None, idle_timeout: None, ..Config::default() }
+}
+
+fn bench_weir(c: &mut Criterion) {
+    let mut g = c.benchmark_group("weir");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    for n in SIZES {
+        let mut w = World::new(n, quiet(8));
+        g.bench_function(BenchmarkId::new("enqueue", n), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                let ids: Vec<_> = (0..iters as usize).map(|i| w.enqueue(i)).collect();
+                let el = t.elapsed();
+                for id in ids {
+                    w.s.cancel(id, w.now);
+                }
+                w.drain();
+                el
+            });
+        });
+        g.bench_function(BenchmarkId::new("cancel_queued", n), |b| {
+            b.iter_custom(|iters| {
+                let ids: Vec<_> = (0..iters as usize).map(|i| w.enqueue(i)).collect();
+                w.drain();
+                let t = Instant::now();
+                for id in ids {
+                    w.s.cancel(id, w.now);
+                }
+                let el = t.elapsed();
+                w.drain();
+                el
+            });
+        });
+        g.bench_function(BenchmarkId::new("set_priority_queued", n), |b| {
+            let mut flip = false;
+            b.iter_custom(|iters| {
+                let picks: Vec<_> = (0..iters).map(|_| w.queued[w.rng.next(w.queued.len())]).collect();
+                flip = !flip;
+                let p = if flip { RequestPriority::High } else { RequestPriority::Low };
+                let t = Instant::now();
+                for id in picks {
+                    w.s.set_priority(id, p, w.now);
+                }
+                let el = t.elapsed();
+                w.drain();
+                el
+            });
+        });
+        g.bench_function(BenchmarkId::new("start_complete_cycle", n), |b| {
+            // enqueue → Start → bytes → complete → terminal event drained, queue size steady.
+            let mut i = 0;
+            b.iter(|| {
+                let id = w.running.pop_front().expect("a running request");
+                w.s.on_bytes(id, 64 * 1024, w.now);
+                w.s.on_complete(id, w.now);
+                i += 1;
+                w.enqueue(i);
+                w.drain();
+            });
+        });
+        drop(w);
+
+        let aged = Config { promote_after: Some(Duration::from_secs(3600)), ..quiet(8) };
+        let w = World::new(n, aged);
+        g.bench_function(BenchmarkId::new("poll_timeout", n), |b| b.iter(|| black_box(w.s.poll_timeout())));
+    }
+    g.finish();
+
+    // handle_timeout with 10⁵ armed deadlines, each call firing one.
+    let mut g = c.benchmark_group("weir_timers");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    g.bench_function("handle_timeout_fire_one_of_100000", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let k = left.min(100_000);
+                let cfg = Config { promote_after: Some(Duration::from_secs(1)), ..quiet(1) };
+                let mut w = World::new(0, cfg);
+                let t0 = w.now;
+                w.enqueue(0);
+                w.drain(); // one running blocker; the rest wait and age
+                for i in 0..100_000u64 {
+                    w.now = t0 + Duration::from_nanos(i);
+                    w.enqueue(i as usize + 1);
+                }
+                w.drain();
+                let t = Instant::now();
+                for i in 0..k {
+                    w.s.handle_timeout(t0 + Duration::from_secs(1) + Duration::from_nanos(i));
+                    while let Some(o) = w.s.poll_output() {
+                        black_box(o);
+                    }
+                }
+                total += t.elapsed();
+                left -= k;
+            }
+            total
+        });
+    });
+    g.bench_function("handle_timeout_nothing_due_of_100000", |b| {
+        let cfg = Config { promote_after: Some(Duration::from_secs(3600)), ..quiet(1) };
+        let mut w = World::new(100_000, cfg);
+        let now = w.now;
+        b.iter(|| {
+            w.s.handle_timeout(now);
+            black_box(w.s.poll_output())
+        });
+    });
+    g.finish();
+}
+
+/// The baseline: a `PriorityQueue` keyed by request, ordered by
+/// (slot, enqueue order) like the scheduler's queues.
+fn bench_priority_queue(c: &mut Criterion) {
+    type Pq = PriorityQueue<u64, (Reverse<u8>, Reverse<u64>)>;
+    let mut g = c.benchmark_group("priority_queue");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    let slot = |i: u64| Reverse((i % 4) as u8);
+    for n in SIZES {
+        let mut pq: Pq = PriorityQueue::with_capacity(n);
+        for i in 0..n as u64 {
+            pq.push(i, (slot(i), Reverse(i)));
+        }
+        let mut next = n as u64;
+        let mut rng = Rng(7);
+        g.bench_function(BenchmarkId::new("push", n), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for k in 0..iters {
+                    pq.push(next + k, (slot(k), Reverse(next + k)));
+                }
+                let el = t.elapsed();
+                for k in 0..iters {
+                    pq.remove(&(next + k));
+                }
+                next += iters;
+                el
+            });
+        });
+        g.bench_function(BenchmarkId::new("remove", n), |b| {
+            b.iter_custom(|iters| {
+                for k in 0..iters {
+                    pq.push(next + k, (slot(k), Reverse(next + k)));
+                }
+                let t = Instant::now();
+                for k in 0..iters {
+                    pq.remove(&(next + k));
+                }
+                let el = t.elapsed();
+                next += iters;
+                el
+            });
+        });
+        g.bench_function(BenchmarkId::new("change_priority", n), |b| {
+            b.iter(|| {
+                let k = rng.next(n) as u64;
+                let s = (rng.next(4)) as u8;
+                pq.change_priority(&k, (Reverse(s), Reverse(k)));
+            });
+        });
+        g.bench_function(BenchmarkId::new("pop_push_cycle", n), |b| {
+            b.iter(|| {
+                let (k, _) = pq.pop().expect("non-empty");
+                black_box(k);
+                next += 1;
+                pq.push(next, (slot(next), Reverse(next)));
+            });
+        });
+        g.bench_function(BenchmarkId::new("peek", n), |b| b.iter(|| black_box(pq.peek())));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_weir, bench_priority_queue);
+criterion_main!(benches);

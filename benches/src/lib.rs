@@ -1,0 +1,2 @@
+//! Shared helpers for the benches (none yet).
+#![forbid(unsafe_code)]
