@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod nginx;
 pub mod ops;
 pub mod server;
 

@@ -3,85 +3,10 @@
 //! (`apt-get install -y nginx`); this test starts its own with a config in a
 //! temporary directory and stops it at the end, even when it fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use weir_tests::nginx::Nginx;
 use weir_tests::server::{content, fnv};
 use weir_tests::*;
 use weir_ureq::{Downloader, Sink};
-
-struct Nginx {
-    bin: &'static str,
-    dir: PathBuf,
-    conf: PathBuf,
-    port: u16,
-    child: Child,
-}
-
-impl Nginx {
-    fn start(files: &[(String, Vec<u8>)]) -> Nginx {
-        let dir = std::env::temp_dir().join(format!("weir-nginx-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("www")).unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.join("www").join(name), body).unwrap();
-        }
-        // A free port: bind, read it, release it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = dir.display();
-        let conf = dir.join("nginx.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-                 events {{ worker_connections 256; }}\n\
-                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-                 fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                 server {{ listen 127.0.0.1:{port}; root {d}/www; }}\n}}\n"
-            ),
-        )
-        .unwrap();
-        let bin = ["/usr/sbin/nginx", "/usr/bin/nginx", "nginx"]
-            .into_iter()
-            .find(|b| !b.contains('/') || Path::new(b).exists())
-            .unwrap();
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx is installed (apt-get install -y nginx; .ci/run does this)");
-        let n = Nginx { bin, dir, conf, port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start; see {}/error.log", n.dir.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        n
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ =
-            Command::new(self.bin).arg("-c").arg(&self.conf).arg("-p").arg(&self.dir).arg("-s").arg("stop").status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[test]
 fn nginx_serves_many_files_ranges_and_head_through_weir() {

@@ -1,0 +1,216 @@
+//! Adapter throughput and demand latency on loopback, each next to a
+//! baseline measured in the same run.
+//!
+//! * Throughput: 2000 files of 64 KiB and 200 files of 4 MiB from nginx,
+//!   `max_concurrent` 8: `weir-ureq` versus 8 plain `ureq` workers pulling
+//!   from a shared queue (the practical limit).
+//! * Demand latency: 8 slow Low downloads fill every slot, then a High
+//!   request arrives; arrival → first byte of the High request, for weir
+//!   with `preempt_low`, with `max_low_in_flight` 7, with neither, and for a
+//!   plain FIFO pool of 8 workers.
+//!
+//! `cargo bench -p weir-benches --bench adapter` (`-- --test`: one quick round).
+#![forbid(unsafe_code)]
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weir::{Config, DownloaderEvent, Request, RequestPriority, Url};
+use weir_tests::nginx::Nginx;
+use weir_tests::server::{content, TestServer};
+use weir_ureq::{Downloader, Sink};
+
+const WORKERS: usize = 8;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(ureq::Agent::config_builder().http_status_as_error(false).build())
+}
+
+/// 8 plain ureq workers draining a shared queue; returns the wall time.
+fn plain_pool(urls: &[String]) -> Duration {
+    let queue = Arc::new(Mutex::new(urls.iter().cloned().collect::<VecDeque<_>>()));
+    let t = Instant::now();
+    let threads: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let q = Arc::clone(&queue);
+            std::thread::spawn(move || {
+                let a = agent();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let Some(u) = q.lock().unwrap().pop_front() else { return };
+                    let mut r = a.get(&u).call().expect("plain GET").into_body().into_reader();
+                    while r.read(&mut buf).expect("read") > 0 {}
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    t.elapsed()
+}
+
+/// The same through weir-ureq into a discarding writer.
+fn weir_pool(urls: &[String]) -> Duration {
+    let dl = Downloader::new(Config { max_concurrent: WORKERS, ..Config::default() });
+    let peer = dl.peer(RequestPriority::Low);
+    let t = Instant::now();
+    let downloads: Vec<_> = urls
+        .iter()
+        .map(|u| peer.fetch(Request::get(Url::parse(u).unwrap()), Sink::Writer(Box::new(std::io::sink()))).unwrap())
+        .collect();
+    for d in downloads {
+        d.wait().expect("download");
+    }
+    t.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn throughput(quick: bool) {
+    let (n_small, n_big) = if quick { (50, 4) } else { (2000, 200) };
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let small = content(64 * 1024, 1);
+    let big = content(4 * 1024 * 1024, 2);
+    files.extend((0..n_small).map(|i| (format!("s{i}"), small.clone())));
+    files.extend((0..n_big).map(|i| (format!("b{i}"), big.clone())));
+    let nginx = Nginx::start(&files);
+    let rounds = if quick { 1 } else { 5 };
+    println!("throughput, {WORKERS} concurrent, nginx on 127.0.0.1, median of {rounds} rounds (alternating)");
+    println!("| workload | plain ureq pool | weir-ureq | weir / plain |");
+    println!("|---|---|---|---|");
+    for (label, prefix, n, size) in [("64 KiB files", "s", n_small, 64 * 1024u64), ("4 MiB files", "b", n_big, 4 << 20)]
+    {
+        let urls: Vec<String> = (0..n).map(|i| nginx.url(&format!("{prefix}{i}"))).collect();
+        let (mut p, mut w) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            p.push(plain_pool(&urls));
+            w.push(weir_pool(&urls));
+        }
+        let (p, w) = (median(p), median(w));
+        let mbps = |d: Duration| (n as u64 * size) as f64 / d.as_secs_f64() / 1e6;
+        println!(
+            "| {n} × {label} | {:.0} MB/s ({:.0} ms) | {:.0} MB/s ({:.0} ms) | {:.3} |",
+            mbps(p),
+            p.as_secs_f64() * 1e3,
+            mbps(w),
+            w.as_secs_f64() * 1e3,
+            mbps(w) / mbps(p)
+        );
+    }
+}
+
+/// Arrival → first byte of a High request while 8 slow Low downloads run.
+fn weir_demand(server: &TestServer, cfg: Config, slow: &str) -> Duration {
+    let dl = Downloader::new(cfg);
+    let events = dl.subscribe();
+    let peer = dl.peer(RequestPriority::High);
+    let lows: Vec<_> = (0..WORKERS * 2)
+        .map(|_| peer.fetch(Request::get(Url::parse(&server.url(slow)).unwrap()), Sink::Memory).unwrap())
+        .collect();
+    // Wait until the slots are busy delivering (7 of them under the Low reserve).
+    let mut busy = 0;
+    while busy < WORKERS - 1 {
+        if let Ok((_, DownloaderEvent::FirstByte { .. })) = events.recv_timeout(Duration::from_secs(10)) {
+            busy += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    let d = peer
+        .fetch(
+            Request::get(Url::parse(&server.url("/file/1000")).unwrap()).priority(RequestPriority::High),
+            Sink::Memory,
+        )
+        .unwrap();
+    let id = d.id();
+    loop {
+        match events.recv_timeout(Duration::from_secs(30)) {
+            Ok((_, DownloaderEvent::FirstByte { request_id, .. })) if request_id == id => break,
+            Ok(_) => {}
+            Err(e) => panic!("no first byte: {e}"),
+        }
+    }
+    let latency = t.elapsed();
+    for l in lows {
+        l.detach();
+    }
+    drop(d);
+    latency
+}
+
+/// A plain FIFO pool: 8 workers, the High request queued behind the Low ones.
+fn fifo_demand(server: &TestServer, slow: &str) -> Duration {
+    let (tx, rx) = mpsc::channel::<(String, Option<mpsc::Sender<Instant>>)>();
+    let rx = Arc::new(Mutex::new(rx));
+    let threads: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let rx = Arc::clone(&rx);
+            std::thread::spawn(move || {
+                let a = agent();
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let Ok((u, first)) = rx.lock().unwrap().recv() else { return };
+                    let mut r = a.get(&u).call().expect("GET").into_body().into_reader();
+                    let mut told = first;
+                    while r.read(&mut buf).expect("read") > 0 {
+                        if let Some(t) = told.take() {
+                            let _ = t.send(Instant::now());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..WORKERS * 2 {
+        tx.send((server.url(slow), None)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (ftx, frx) = mpsc::channel();
+    let t = Instant::now();
+    tx.send((server.url("/file/1000"), Some(ftx))).unwrap();
+    let at = frx.recv_timeout(Duration::from_secs(60)).expect("the demand request ran");
+    drop(tx);
+    for th in threads {
+        th.join().unwrap();
+    }
+    at - t
+}
+
+fn demand_latency(quick: bool) {
+    let server = TestServer::start();
+    // Each Low download drips 40 KiB in 2 KiB chunks every 25 ms: ~0.5 s.
+    let slow = "/drip/40960/2048/25";
+    let base = Config { max_concurrent: WORKERS, ..Config::default() };
+    let rounds = if quick { 1 } else { 5 };
+    let mut rows = Vec::new();
+    for (label, cfg) in [
+        ("weir, preempt_low", Config { preempt_low: true, ..base.clone() }),
+        ("weir, max_low_in_flight 7", Config { max_low_in_flight: Some(WORKERS - 1), ..base.clone() }),
+        ("weir, neither", base.clone()),
+    ] {
+        let v: Vec<_> = (0..rounds).map(|_| weir_demand(&server, cfg.clone(), slow)).collect();
+        rows.push((label, median(v)));
+    }
+    let fifo = median((0..rounds).map(|_| fifo_demand(&server, slow)).collect());
+    println!("\ndemand latency (arrival → first byte of a High request, all {WORKERS} slots busy with slow Low downloads), median of {rounds}");
+    println!("| scheduler | latency | / FIFO |");
+    println!("|---|---|---|");
+    for (label, d) in rows {
+        println!("| {label} | {:.1} ms | {:.3} |", d.as_secs_f64() * 1e3, d.as_secs_f64() / fifo.as_secs_f64());
+    }
+    println!("| plain FIFO pool | {:.1} ms | 1.000 |", fifo.as_secs_f64() * 1e3);
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test");
+    throughput(quick);
+    demand_latency(quick);
+}
