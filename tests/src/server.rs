@@ -10,6 +10,7 @@
 //! | path | behaviour |
 //! |---|---|
 //! | `/file/{len}` | `content(len, len)`, `ETag`, `Last-Modified`, `Range`/`If-Range`, HEAD |
+//! | `/named/{len}/{name}` | like `/file/{len}`, under any file name |
 //! | `/stall/{len}/{after}` | first hit: `after` bytes then silence (≤ 10 s); later: like `/file` |
 //! | `/reset/{len}/{after}` | first hit: `after` bytes then a TCP reset; later: like `/file` |
 //! | `/short/{len}/{actual}` | always claims `len`, sends `actual`, closes; ignores `Range` |
@@ -311,6 +312,7 @@ fn route(mut w: TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::i
     let segs: Vec<&str> = head.path.trim_start_matches('/').split('/').collect();
     let file = |len: usize| content(len, len as u64);
     match segs.as_slice() {
+        ["named", len, _name] => send(w, head, &plain(&file(num(Some(len)).unwrap_or(0))), stop),
         ["file", len] => {
             let body = file(num(Some(len)).unwrap_or(0));
             send(w, head, &plain(&body), stop)

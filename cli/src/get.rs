@@ -1,0 +1,284 @@
+//! `weir get` and `weir head`.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weir::{Config, Request, RequestPriority, RetryPolicy, Url};
+use weir_ureq::{Download, Downloader, FetchError, Sink};
+
+use crate::ui::{event_json, Bars, Counting};
+
+/// Options of `weir get`.
+pub struct GetOptions {
+    pub urls: Vec<String>,
+    pub input: Option<String>,
+    pub out: PathBuf,
+    pub max_concurrent: usize,
+    pub per_host: Option<usize>,
+    pub priority: RequestPriority,
+    pub retries: u32,
+    pub timeout: Option<f64>,
+    pub events: bool,
+    pub quiet: bool,
+}
+
+/// A safe file name for a URL: its last path segment, percent-decoded, with
+/// separators and control characters replaced, never `.`/`..`/hidden.
+pub fn file_name(url: &Url) -> String {
+    let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+    let decoded = percent_decode(last);
+    let mut name: String =
+        decoded.chars().map(|c| if c == '/' || c == '\\' || c.is_control() || c == ':' { '_' } else { c }).collect();
+    name = name.trim_start_matches('.').to_owned();
+    if name.is_empty() {
+        name = "index.html".to_owned();
+    }
+    name.chars().take(200).collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn read_list(input: &str) -> std::io::Result<Vec<String>> {
+    let lines: Vec<String> = if input == "-" {
+        std::io::stdin().lock().lines().collect::<Result<_, _>>()?
+    } else {
+        fs::read_to_string(input)?.lines().map(str::to_owned).collect()
+    };
+    Ok(lines.into_iter().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty() && !l.starts_with('#')).collect())
+}
+
+struct Job {
+    url: String,
+    dest: PathBuf,
+    part: PathBuf,
+    download: Download,
+}
+
+/// Run `weir get`; returns the exit code.
+pub fn get(opts: GetOptions) -> i32 {
+    let mut urls = opts.urls.clone();
+    if let Some(input) = &opts.input {
+        match read_list(input) {
+            Ok(more) => urls.extend(more),
+            Err(e) => {
+                eprintln!("weir: cannot read {input}: {e}");
+                return 2;
+            }
+        }
+    }
+    if urls.is_empty() {
+        eprintln!("weir: no URL given (weir get URL..., or -i FILE, or -i - for stdin)");
+        return 2;
+    }
+    if opts.max_concurrent == 0 || opts.per_host == Some(0) {
+        eprintln!("weir: --max-concurrent and --per-host must be at least 1");
+        return 2;
+    }
+    if let Err(e) = fs::create_dir_all(&opts.out) {
+        eprintln!("weir: cannot create {}: {e}", opts.out.display());
+        return 1;
+    }
+    let idle = opts.timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
+    let cfg = Config {
+        max_concurrent: opts.max_concurrent,
+        max_per_host: opts.per_host,
+        idle_timeout: idle.or(Some(Duration::from_secs(30))),
+        soft_timeout: None,
+        retry: RetryPolicy { max_retries: opts.retries, ..RetryPolicy::default() },
+        ..Config::default()
+    };
+    let dl = Arc::new(Downloader::new(cfg));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let (dl, flag) = (Arc::clone(&dl), Arc::clone(&interrupted));
+        let _ = ctrlc::set_handler(move || {
+            flag.store(true, Ordering::SeqCst);
+            dl.shutdown();
+        });
+    }
+    let bars = Bars::new(!opts.quiet && !opts.events && std::io::stderr().is_terminal());
+    let peer = dl.peer(opts.priority);
+    let events = dl.subscribe();
+    let printer = {
+        let (bars, json) = (bars.clone(), opts.events);
+        std::thread::spawn(move || {
+            for (_, e) in events {
+                if json {
+                    println!("{}", event_json("get", &e));
+                }
+                bars.event(&e);
+            }
+        })
+    };
+
+    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut jobs = Vec::new();
+    let mut taken = HashSet::new();
+    for u in urls {
+        let url = match Url::parse(&u) {
+            Ok(url) => url,
+            Err(e) => {
+                failures.push((u, format!("invalid URL: {e}")));
+                continue;
+            }
+        };
+        let base = file_name(&url);
+        let mut name = base.clone();
+        for n in 1.. {
+            if taken.insert(name.clone()) {
+                break;
+            }
+            name = format!("{base}-{n}");
+        }
+        let dest = opts.out.join(&name);
+        let part = opts.out.join(format!("{name}.part"));
+        let offset = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        let file = match OpenOptions::new().create(true).append(true).open(&part) {
+            Ok(f) => f,
+            Err(e) => {
+                failures.push((u, format!("cannot open {}: {e}", part.display())));
+                continue;
+            }
+        };
+        let id = Arc::new(Mutex::new(None));
+        let sink = Sink::Writer(Box::new(Counting { inner: file, bars: bars.clone(), id: Arc::clone(&id) }));
+        let mut req = Request::get(url).priority(opts.priority);
+        if offset > 0 {
+            req = req.range(offset, None);
+        }
+        match peer.fetch(req, sink) {
+            Ok(download) => {
+                *id.lock().expect("id") = Some(download.id());
+                bars.label(download.id(), name.clone());
+                jobs.push(Job { url: u, dest, part, download });
+            }
+            Err(e) => failures.push((u, e.to_string())),
+        }
+    }
+    let total = jobs.len();
+    let mut done = 0;
+    for job in jobs {
+        bars.status(format!("{done}/{total} done"));
+        match job.download.wait() {
+            Ok(resp) => {
+                done += 1;
+                if let Err(e) = fs::rename(&job.part, &job.dest) {
+                    failures.push((job.url, format!("cannot rename into {}: {e}", job.dest.display())));
+                    continue;
+                }
+                if !opts.quiet && !opts.events {
+                    bars.println(&format!("saved {} ({} bytes)", job.dest.display(), resp.bytes));
+                }
+            }
+            Err(e) => {
+                // Keep a partial file for the next run to resume, unless empty.
+                if fs::metadata(&job.part).is_ok_and(|m| m.len() == 0) {
+                    let _ = fs::remove_file(&job.part);
+                }
+                let why = match e {
+                    FetchError::Cancelled(_) if interrupted.load(Ordering::SeqCst) => "interrupted".to_owned(),
+                    e => e.to_string(),
+                };
+                failures.push((job.url, why));
+            }
+        }
+    }
+    bars.finish();
+    drop(peer);
+    dl.shutdown();
+    drop(dl);
+    let _ = printer.join();
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!("weir: interrupted; partial files are kept as *.part and resume on the next run");
+        return 130;
+    }
+    if failures.is_empty() {
+        return 0;
+    }
+    for (u, why) in &failures {
+        eprintln!("failed: {u}: {why}");
+    }
+    1
+}
+
+/// Run `weir head`; returns the exit code.
+pub fn head(urls: &[String]) -> i32 {
+    if urls.is_empty() {
+        eprintln!("weir: no URL given");
+        return 2;
+    }
+    let dl = Downloader::new(Config::default());
+    let peer = dl.peer(RequestPriority::High);
+    let mut code = 0;
+    for u in urls {
+        let result = Url::parse(u)
+            .map_err(|e| format!("invalid URL: {e}"))
+            .and_then(|url| peer.execute(Request::head(url)).map_err(|e| e.to_string()));
+        match result {
+            Ok(resp) => {
+                println!("{u}");
+                println!("  status: {}", resp.status);
+                println!("  size:   {}", resp.header("content-length").unwrap_or("unknown"));
+                for (k, v) in &resp.headers {
+                    println!("  {k}: {v}");
+                }
+            }
+            Err(e) => {
+                eprintln!("failed: {u}: {e}");
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Whether `p` stays inside `dir`.
+    fn inside(dir: &Path, p: &Path) -> bool {
+        p.parent() == Some(dir)
+    }
+
+    #[test]
+    fn file_names_never_escape_the_directory() {
+        let cases = [
+            ("http://h/a/b/file.bin", "file.bin"),
+            ("http://h/", "index.html"),
+            ("http://h/..%2F..%2Fetc%2Fpasswd", "_.._etc_passwd"),
+            ("http://h/%2e%2e", "index.html"),
+            ("http://h/.hidden", "hidden"),
+            ("http://h/a%20b.txt", "a b.txt"),
+            ("http://h/x%5C..%5Cy", "x_.._y"),
+        ];
+        for (u, want) in cases {
+            let name = file_name(&Url::parse(u).unwrap());
+            assert_eq!(name, want, "{u}");
+            assert!(inside(Path::new("/out"), &Path::new("/out").join(&name)), "{u} -> {name}");
+        }
+    }
+}
