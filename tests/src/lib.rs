@@ -459,6 +459,19 @@ impl Sim {
         t[0].clone()
     }
 
+    /// With one slot: complete `running`, note the one request that starts
+    /// in its place, complete that, and so on `n` times; returns the order.
+    pub fn serve_in_turn(&mut self, mut running: RequestId, n: usize) -> Vec<RequestId> {
+        let mut order = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = starts(&self.complete(running));
+            assert_eq!(s.len(), 1, "exactly one start replaces a completed request");
+            running = s[0];
+            order.push(running);
+        }
+        order
+    }
+
     /// Start a request that fills one slot, and drain; returns its id.
     pub fn blocker(&mut self, peer: PeerId) -> RequestId {
         let id = self.enq(peer, get("http://blocker.example/b"));

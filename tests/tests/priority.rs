@@ -22,12 +22,7 @@ fn set_priority_moves_a_queued_request_keeping_enqueue_order() {
     let o = sim.drain();
     assert_eq!(events(&o), vec![changed(l1, Low, High)]);
     // l1 was enqueued before h1, so it goes first in the High slot.
-    let mut order = Vec::new();
-    let mut running = b;
-    for _ in 0..4 {
-        running = starts(&sim.complete(running))[0];
-        order.push(running);
-    }
+    let order = sim.serve_in_turn(b, 4);
     assert_eq!(order, vec![l1, h1, h2, l2]);
 }
 
@@ -42,12 +37,7 @@ fn a_demoted_request_keeps_its_place_among_older_low_ones() {
     sim.drain();
     sim.s.set_priority(h, Low, sim.now);
     assert_eq!(events(&sim.drain()), vec![changed(h, High, Low)]);
-    let mut order = Vec::new();
-    let mut running = b;
-    for _ in 0..3 {
-        running = starts(&sim.complete(running))[0];
-        order.push(running);
-    }
+    let order = sim.serve_in_turn(b, 3);
     assert_eq!(order, vec![l1, h, l2]);
 }
 
@@ -77,12 +67,7 @@ fn set_peer_priority_moves_its_queue_without_events() {
     sim.s.set_peer_priority(playing, Low, sim.now);
     assert!(sim.drain().is_empty(), "no events: request priorities did not change");
     assert_eq!(sim.s.peer_priority(paused), Some(High));
-    let mut order = Vec::new();
-    let mut running = b;
-    for _ in 0..3 {
-        running = starts(&sim.complete(running))[0];
-        order.push(running);
-    }
+    let order = sim.serve_in_turn(b, 3);
     assert_eq!(order, vec![x1, x2, y1]);
 }
 

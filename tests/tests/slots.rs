@@ -44,14 +44,7 @@ fn slots_are_served_highhigh_highlow_lowhigh_lowlow() {
     let hl = sim.enq(hp, get("http://h.example/hl"));
     let hh = sim.enq(hp, high("http://h.example/hh"));
     sim.drain();
-    let mut order = Vec::new();
-    let mut running = b;
-    for _ in 0..4 {
-        let s = starts(&sim.complete(running));
-        assert_eq!(s.len(), 1);
-        running = s[0];
-        order.push(running);
-    }
+    let order = sim.serve_in_turn(b, 4);
     assert_eq!(order, vec![hh, hl, lh, ll]);
 }
 
@@ -79,13 +72,7 @@ fn peers_in_one_slot_take_turns_and_each_is_fifo() {
     let c1 = sim.enq(c, get("http://x.example/c1"));
     let b2 = sim.enq(b, get("http://x.example/b2"));
     sim.drain();
-    let mut order = Vec::new();
-    let mut running = blk;
-    for _ in 0..6 {
-        let s = starts(&sim.complete(running));
-        running = s[0];
-        order.push(running);
-    }
+    let order = sim.serve_in_turn(blk, 6);
     // The blocker was peer a's turn, so b is next: b, c, a, b, a, a.
     assert_eq!(order, vec![b1, c1, a1, b2, a2, a3]);
 }
