@@ -59,10 +59,12 @@ fn weir_pool(urls: &[String]) -> Duration {
     let dl = Downloader::new(Config { max_concurrent: WORKERS, ..Config::default() });
     let peer = dl.peer(RequestPriority::Low);
     let t = Instant::now();
-    let downloads: Vec<_> = urls
-        .iter()
-        .map(|u| peer.fetch(Request::get(Url::parse(u).unwrap()), Sink::Writer(Box::new(std::io::sink()))).unwrap())
-        .collect();
+    let items =
+        urls.iter().map(|u| (Request::get(Url::parse(u).unwrap()), Sink::Writer(Box::new(std::io::sink())))).collect();
+    let downloads: Vec<_> = peer.fetch_all(items).into_iter().map(Result::unwrap).collect();
+    if std::env::var_os("WEIR_BENCH_DEBUG").is_some() {
+        eprintln!("enqueued {} in {:?}", urls.len(), t.elapsed());
+    }
     for d in downloads {
         d.wait().expect("download");
     }

@@ -112,14 +112,15 @@ fn bench_weir(c: &mut Criterion) {
             });
         });
         g.bench_function(BenchmarkId::new("set_priority_queued", n), |b| {
-            let mut flip = false;
+            // Every call really moves a request to the other slot.
+            let mut high: Vec<bool> = (0..w.queued.len()).map(|i| prio(i / 3) == RequestPriority::High).collect();
             b.iter_custom(|iters| {
-                let picks: Vec<_> = (0..iters).map(|_| w.queued[w.rng.next(w.queued.len())]).collect();
-                flip = !flip;
-                let p = if flip { RequestPriority::High } else { RequestPriority::Low };
+                let picks: Vec<_> = (0..iters).map(|_| w.rng.next(w.queued.len())).collect();
                 let t = Instant::now();
-                for id in picks {
-                    w.s.set_priority(id, p, w.now);
+                for i in picks {
+                    high[i] = !high[i];
+                    let p = if high[i] { RequestPriority::High } else { RequestPriority::Low };
+                    w.s.set_priority(w.queued[i], p, w.now);
                 }
                 let el = t.elapsed();
                 w.drain();

@@ -136,6 +136,11 @@ pub(crate) enum Msg {
         reply: Sender<Result<RequestId, EnqueueError>>,
         done: Sender<Outcome>,
     },
+    FetchMany {
+        peer: PeerId,
+        items: Vec<(Request, Sink, Sender<Outcome>)>,
+        reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
+    },
     Cancel(RequestId),
     SetPriority(RequestId, RequestPriority),
     Subscribe(Option<PeerId>, Sender<Event>),
@@ -331,6 +336,32 @@ impl PeerHandle {
         Ok(Download { id, rx: done_rx, tx: self.inner.tx.clone(), finished: false })
     }
 
+    /// Schedule many downloads in one round trip to the driver: they are
+    /// enqueued together, so they are also scheduled together (a High one
+    /// among them starts first). Results in input order.
+    #[must_use]
+    pub fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
+        let n = items.len();
+        let (reply, reply_rx) = mpsc::channel();
+        let mut outcomes = Vec::with_capacity(n);
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|(req, sink)| {
+                let (done, done_rx) = mpsc::channel();
+                outcomes.push(done_rx);
+                (req, sink, done)
+            })
+            .collect();
+        let ids = match self.inner.tx.send(Msg::FetchMany { peer: self.inner.id, items, reply }) {
+            Ok(()) => reply_rx.recv().unwrap_or_else(|_| vec![Err(EnqueueError::ShutDown); n]),
+            Err(_) => vec![Err(EnqueueError::ShutDown); n],
+        };
+        ids.into_iter()
+            .zip(outcomes)
+            .map(|(id, rx)| id.map(|id| Download { id, rx, tx: self.inner.tx.clone(), finished: false }))
+            .collect()
+    }
+
     /// Download into memory and wait for the outcome.
     ///
     /// # Errors
@@ -343,7 +374,7 @@ impl PeerHandle {
     /// outcomes come back in input order.
     #[must_use]
     pub fn batch(&self, reqs: Vec<Request>) -> Vec<Outcome> {
-        let downloads: Vec<_> = reqs.into_iter().map(|r| self.fetch(r, Sink::Memory)).collect();
+        let downloads = self.fetch_all(reqs.into_iter().map(|r| (r, Sink::Memory)).collect());
         downloads.into_iter().map(|d| d.map_err(FetchError::Refused).and_then(Download::wait)).collect()
     }
 
@@ -524,17 +555,11 @@ impl Driver {
             }
             Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
             Msg::Fetch { peer, req, sink, reply, done } => {
-                let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
-                match self.sched.enqueue(peer, req, now) {
-                    Ok(id) => {
-                        let sink = Arc::new(Mutex::new(SinkState::new(sink, id, self.memory_limit)));
-                        self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
-                        let _ = reply.send(Ok(id));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let _ = reply.send(self.enqueue(peer, req, sink, done, now));
+            }
+            Msg::FetchMany { peer, items, reply } => {
+                let ids = items.into_iter().map(|(req, sink, done)| self.enqueue(peer, req, sink, done, now)).collect();
+                let _ = reply.send(ids);
             }
             Msg::Cancel(id) => self.sched.cancel(id, now),
             Msg::SetPriority(id, p) => self.sched.set_priority(id, p, now),
@@ -558,6 +583,21 @@ impl Driver {
             }
             Msg::Shutdown => unreachable!("handled by the loop"),
         }
+    }
+
+    fn enqueue(
+        &mut self,
+        peer: PeerId,
+        req: Request,
+        sink: Sink,
+        done: Sender<Outcome>,
+        now: Instant,
+    ) -> Result<RequestId, EnqueueError> {
+        let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
+        let id = self.sched.enqueue(peer, req, now)?;
+        let sink = Arc::new(Mutex::new(SinkState::new(sink, id, self.memory_limit)));
+        self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
+        Ok(id)
     }
 
     /// Whether a report comes from the attempt that is running now.

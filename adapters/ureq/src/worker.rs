@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use ureq::Agent;
 use weir::{NetError, RequestId, RequestMethod, Url};
@@ -17,6 +17,46 @@ use crate::Msg;
 
 /// Read buffer per worker.
 const CHUNK: usize = 64 * 1024;
+
+/// Byte reports are coalesced to at most one per this interval (or per
+/// `REPORT_BYTES`) after the first, which goes at once for `FirstByte`.
+const REPORT_EVERY: Duration = Duration::from_millis(20);
+const REPORT_BYTES: u64 = 1 << 20;
+
+/// Coalesces byte reports to the driver, so a fast transfer does not wake
+/// it for every chunk. Whatever is pending goes out when the attempt ends
+/// (on drop), before the worker reports the end.
+struct Reporter<'a> {
+    tx: &'a Sender<Msg>,
+    id: RequestId,
+    attempt: u32,
+    pending: u64,
+    last: Option<Instant>,
+}
+
+impl Reporter<'_> {
+    fn add(&mut self, n: u64) {
+        self.pending += n;
+        let due = self.last.map_or(true, |t| t.elapsed() >= REPORT_EVERY);
+        if due || self.pending >= REPORT_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending > 0 {
+            let _ = self.tx.send(Msg::Bytes { id: self.id, attempt: self.attempt, n: self.pending });
+            self.pending = 0;
+            self.last = Some(Instant::now());
+        }
+    }
+}
+
+impl Drop for Reporter<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
 
 /// Lets the driver stop a transfer at once: it raises the flag and shuts
 /// the worker's agent down, which interrupts a read blocked on the socket.
@@ -166,6 +206,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
     // Bytes still wanted when the range is bounded.
     let mut want = orig_end.map(|end| end - orig_start + 1 - lock(&job.sink).written);
     let mut reader = resp.into_body().into_reader();
+    let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pending: 0, last: None };
     loop {
         let n = match reader.read(buf) {
             Ok(0) => break,
@@ -190,7 +231,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             s.write(chunk)?;
             drop(s);
             want = want.map(|w| w - chunk.len() as u64);
-            let _ = reports.send(Msg::Bytes { id: job.id, attempt: job.attempt, n: chunk.len() as u64 });
+            report.add(chunk.len() as u64);
         }
         if want == Some(0) {
             break;
