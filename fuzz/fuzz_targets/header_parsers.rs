@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use weir_ureq::{content_range, retry_after, ContentRange};
+use weir_http::{content_range, retry_after, ContentRange};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

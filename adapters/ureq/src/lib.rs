@@ -35,8 +35,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod parse;
-mod sink;
 mod worker;
 
 use std::collections::HashMap;
@@ -46,15 +44,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use parse::{content_range, retry_after, ContentRange};
-pub use sink::Sink;
 pub use weir;
 use weir::{
     CancelReason, Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request,
     RequestId, RequestPriority, Scheduler,
 };
+pub use weir_http::{content_range, retry_after, ContentRange, Sink};
 
-use sink::{Delivered, SinkState};
+use weir_http::{Delivered, SinkState};
 use worker::{lock, AbortHandle, Job};
 
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.

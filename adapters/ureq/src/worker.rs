@@ -6,13 +6,13 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use weir::{NetError, RequestId, RequestMethod, Url};
 
-use crate::parse::{content_range, range_header, retry_after};
-use crate::sink::SinkState;
+use weir_http::{resume, SinkState};
+
 use crate::Msg;
 
 /// Read buffer per worker.
@@ -124,34 +124,22 @@ fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String>
 /// Run one attempt. `Ok(())` means the body (or the part still missing) was
 /// delivered, or the attempt was aborted and nobody cares any more.
 fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> Result<(), NetError> {
-    let (orig_start, orig_end) = job.range.unwrap_or((0, None));
     let (written, validator) = {
         let s = lock(&job.sink);
         (s.written, s.validator.clone())
     };
-    let start = orig_start.saturating_add(written);
-    if orig_end.is_some_and(|end| start > end) {
+    let Some(ask) = resume::ask(job.method, job.range, written, validator.as_deref()) else {
         return Ok(()); // every byte of the range is already there
-    }
+    };
     let get = job.method == RequestMethod::Get;
-    let ranged = get && (job.range.is_some() || written > 0);
     let mut req = if get { agent.get(job.url.as_str()) } else { agent.head(job.url.as_str()) };
-    if ranged {
-        req = req.header("Range", range_header(start, orig_end));
-        if written > 0 {
-            if let Some(v) = &validator {
-                req = req.header("If-Range", v.as_str());
-            }
-        }
+    for (k, v) in &ask.headers {
+        req = req.header(*k, v.as_str());
     }
     let resp = req.call().map_err(map_error)?;
     let status = resp.status().as_u16();
-    if status >= 400 {
-        let ra = header(&resp, "retry-after").and_then(|v| retry_after(&v, SystemTime::now()));
-        return Err(NetError::Status { status, retry_after: ra });
-    }
-    if status >= 300 {
-        return Err(NetError::Protocol(format!("unexpected status {status} (redirect without a usable Location)")));
+    if let Some(e) = resume::status_error(status, header(&resp, "retry-after").as_deref()) {
+        return Err(e);
     }
     let headers: Vec<(String, String)> = resp
         .headers()
@@ -160,33 +148,13 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
         .collect();
     let new_validator = header(&resp, "etag").or_else(|| header(&resp, "last-modified"));
     let length = header(&resp, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-
-    // Where this body starts relative to what we need.
-    let mut skip = 0u64;
-    {
+    let cr = header(&resp, "content-range");
+    let plan =
+        resume::plan(status, cr.as_deref(), &ask, job.range, written, validator.as_deref(), new_validator.as_deref())?;
+    let mut cursor = {
         let mut s = lock(&job.sink);
-        if status == 206 {
-            let cr = header(&resp, "content-range")
-                .and_then(|v| content_range(&v))
-                .ok_or_else(|| NetError::Protocol("206 without a valid Content-Range".into()))?;
-            if !ranged || cr.first != start || orig_end.is_some_and(|e| cr.last > e) {
-                return Err(NetError::Protocol(format!(
-                    "206 for bytes {}-{} does not match the requested range {}",
-                    cr.first,
-                    cr.last,
-                    range_header(start, orig_end)
-                )));
-            }
-        } else if ranged {
-            // A 200 to a range request: the server ignored Range, or If-Range
-            // said the resource changed. A changed resource starts over.
-            let changed = written > 0 && validator.is_some() && new_validator != validator;
-            if changed {
-                s.reset()?;
-                skip = orig_start;
-            } else {
-                skip = start;
-            }
+        if plan.reset {
+            s.reset()?;
         }
         if s.written == 0 {
             s.status = status;
@@ -194,35 +162,25 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             s.validator = new_validator;
         }
         if let Some(len) = length {
-            if !s.fits(s.written.saturating_add(len.saturating_sub(skip))) {
+            if !s.fits(s.written.saturating_add(len.saturating_sub(plan.skip))) {
                 return Err(NetError::TooLarge);
             }
         }
-    }
+        resume::Cursor::new(plan, job.range, s.written)
+    };
     if !get {
         return Ok(());
     }
-
-    // Bytes still wanted when the range is bounded.
-    let mut want = orig_end.map(|end| end - orig_start + 1 - lock(&job.sink).written);
     let mut reader = resp.into_body().into_reader();
     let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pending: 0, last: None };
-    loop {
+    while !cursor.done() {
         let n = match reader.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(_) if job.abort.aborted() => return Ok(()),
             Err(e) => return Err(map_io(&e)),
         };
-        let mut chunk = &buf[..n];
-        if skip > 0 {
-            let k = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
-            chunk = &chunk[k..];
-            skip -= k as u64;
-        }
-        if let Some(w) = want {
-            chunk = &chunk[..usize::try_from(w).unwrap_or(usize::MAX).min(chunk.len())];
-        }
+        let chunk = cursor.take(&buf[..n]);
         if !chunk.is_empty() {
             let mut s = lock(&job.sink);
             if job.abort.aborted() {
@@ -230,20 +188,10 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             }
             s.write(chunk)?;
             drop(s);
-            want = want.map(|w| w - chunk.len() as u64);
             report.add(chunk.len() as u64);
         }
-        if want == Some(0) {
-            break;
-        }
     }
-    if skip > 0 {
-        return Err(NetError::Reset("the body ended before the resume offset".into()));
-    }
-    if want.is_some_and(|w| w > 0) {
-        return Err(NetError::Reset("the body ended before the end of the requested range".into()));
-    }
-    Ok(())
+    cursor.finish()
 }
 
 fn map_io(e: &io::Error) -> NetError {

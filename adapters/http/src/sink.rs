@@ -10,7 +10,7 @@ use weir::{NetError, RequestId};
 
 /// The destination of a download's body.
 pub enum Sink {
-    /// Keep the body in memory; [`Response::body`](crate::Response::body) holds it.
+    /// Keep the body in memory; the adapter's response hands it over.
     Memory,
     /// Write to this path. The body goes to a temporary file beside it that is
     /// renamed into place only when the download completed, so a reader never
@@ -39,9 +39,12 @@ enum Target {
 
 /// What a finished sink hands back.
 #[derive(Debug)]
-pub(crate) enum Delivered {
+pub enum Delivered {
+    /// The body, from [`Sink::Memory`].
     Memory(Vec<u8>),
+    /// Where the file now is, from [`Sink::File`].
     File(PathBuf),
+    /// The writer got everything, from [`Sink::Writer`].
     Writer,
 }
 
@@ -50,21 +53,23 @@ fn sink_err(what: &str, path: &Path, e: &io::Error) -> NetError {
 }
 
 /// A sink plus what the adapter learned about the resource so far.
-pub(crate) struct SinkState {
+pub struct SinkState {
     target: Target,
     /// Bytes of the requested range delivered to the sink, across attempts.
-    pub(crate) written: u64,
+    pub written: u64,
     /// `ETag` (preferred) or `Last-Modified` of the first answer, for `If-Range`.
-    pub(crate) validator: Option<String>,
-    /// Status and headers of the first answer that carried the body.
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
+    pub validator: Option<String>,
+    /// Status of the first answer that carried the body.
+    pub status: u16,
+    /// Headers of that answer.
+    pub headers: Vec<(String, String)>,
     /// Largest body a memory sink accepts.
-    pub(crate) memory_limit: u64,
+    pub memory_limit: u64,
 }
 
 impl SinkState {
-    pub(crate) fn new(sink: Sink, id: RequestId, memory_limit: u64) -> Self {
+    /// A fresh state for request `id`'s sink.
+    pub fn new(sink: Sink, id: RequestId, memory_limit: u64) -> Self {
         let target = match sink {
             Sink::Memory => Target::Memory(Vec::new()),
             Sink::File(dest) => {
@@ -78,11 +83,15 @@ impl SinkState {
     }
 
     /// Whether more bytes up to `total` would fit.
-    pub(crate) fn fits(&self, total: u64) -> bool {
+    pub fn fits(&self, total: u64) -> bool {
         !matches!(self.target, Target::Memory(_)) || total <= self.memory_limit
     }
 
-    pub(crate) fn write(&mut self, buf: &[u8]) -> Result<(), NetError> {
+    /// Append bytes.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] on an I/O error, [`NetError::TooLarge`] past a memory sink's limit.
+    pub fn write(&mut self, buf: &[u8]) -> Result<(), NetError> {
         match &mut self.target {
             Target::Memory(v) => {
                 if v.len() as u64 + buf.len() as u64 > self.memory_limit {
@@ -104,7 +113,10 @@ impl SinkState {
     }
 
     /// Start over from byte zero (the resource changed between attempts).
-    pub(crate) fn reset(&mut self) -> Result<(), NetError> {
+    ///
+    /// # Errors
+    /// A writer sink cannot be rewound ([`NetError::Protocol`]).
+    pub fn reset(&mut self) -> Result<(), NetError> {
         match &mut self.target {
             Target::Memory(v) => v.clear(),
             Target::File { file: Some(f), tmp, .. } => {
@@ -123,7 +135,10 @@ impl SinkState {
     }
 
     /// The download completed: flush and hand over the body.
-    pub(crate) fn finish(self) -> Result<Delivered, NetError> {
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when flushing or renaming into place fails.
+    pub fn finish(self) -> Result<Delivered, NetError> {
         match self.target {
             Target::Memory(v) => Ok(Delivered::Memory(v)),
             Target::File { file, tmp, dest } => {
@@ -148,7 +163,7 @@ impl SinkState {
     }
 
     /// The download failed or was cancelled: leave no partial file behind.
-    pub(crate) fn abandon(self) {
+    pub fn abandon(self) {
         if let Target::File { file, tmp, .. } = self.target {
             drop(file);
             let _ = fs::remove_file(tmp);
