@@ -22,6 +22,15 @@ impl Nginx {
     /// When nginx is not installed or does not come up within 10 s.
     #[must_use]
     pub fn start(files: &[(String, Vec<u8>)]) -> Nginx {
+        Self::start_with(files, "")
+    }
+
+    /// Start nginx with extra directives in its `server` block (e.g. `limit_rate 20k;`).
+    ///
+    /// # Panics
+    /// As [`Nginx::start`].
+    #[must_use]
+    pub fn start_with(files: &[(String, Vec<u8>)], server_extra: &str) -> Nginx {
         let dir = std::env::temp_dir().join(format!("weir-nginx-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("www")).unwrap();
@@ -36,10 +45,10 @@ impl Nginx {
             &conf,
             format!(
                 "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-                 events {{ worker_connections 256; }}\n\
+                 events {{ worker_connections 4096; }}\n\
                  http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                 server {{ listen 127.0.0.1:{port}; root {d}/www; }}\n}}\n"
+                 server {{ listen 127.0.0.1:{port} backlog=4096; root {d}/www; {server_extra} }}\n}}\n"
             ),
         )
         .unwrap();

@@ -1,0 +1,755 @@
+//! # weir-async: weir for async programs, on any executor
+//!
+//! [`Downloader::new`] returns a handle and the **driver**, a `Send` future
+//! that owns the [`weir::Scheduler`] and runs its loop: it takes commands
+//! from handles over `async-channel`, sleeps on an `async_io::Timer` set to
+//! `poll_timeout()` (checking the deadline itself first), and runs every
+//! transfer as a task of an `async-executor` it drives itself. Spawn the
+//! driver on your executor (smol, async-executor, a tokio task, or just
+//! `futures_lite::future::block_on`), or call [`Downloader::spawn`] to run
+//! it on a background thread. The driver ends when the downloader is shut
+//! down or its last handle is gone.
+//!
+//! Transfers are non-blocking: HTTP/1.1 through hyper 1 over `async-net`
+//! ([`HyperTransport`]), or any [`Transport`] you plug in. No thread per
+//! transfer: aborting one drops its task.
+//!
+//! ```no_run
+//! use weir::{Config, Request, RequestPriority, Url};
+//! use weir_async::{Downloader, Sink};
+//!
+//! futures_lite::future::block_on(async {
+//!     let dl = Downloader::spawn(Config::default());
+//!     let player = dl.peer(RequestPriority::High).await;
+//!     let seg = Request::get(Url::parse("http://127.0.0.1:8080/seg1.ts").unwrap()).priority(RequestPriority::High);
+//!     let resp = player.fetch(seg, Sink::Memory).await.unwrap().await.unwrap();
+//!     println!("{} bytes", resp.bytes);
+//! });
+//! ```
+//!
+//! Resume, sinks and the byte accounting follow `weir-http`, exactly as in
+//! the blocking adapter. Sinks are synchronous (`Sink::File` writes with
+//! blocking calls on the driver's thread; page-cache writes are quick).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod transport;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use async_executor::{Executor, Task};
+use futures_lite::StreamExt;
+pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
+pub use weir;
+use weir::{
+    CancelReason, Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request,
+    RequestId, RequestMethod, RequestPriority, Scheduler, Url,
+};
+pub use weir_http::Sink;
+use weir_http::{resume, Delivered, SinkState};
+
+/// Largest body a [`Sink::Memory`] accepts: 256 MiB.
+pub const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+/// Redirects followed per attempt before failing with [`NetError::Protocol`].
+pub const MAX_REDIRECTS: usize = 10;
+
+/// A completed download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status of the first answer that carried the body.
+    pub status: u16,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
+    /// Bytes delivered to the sink.
+    pub bytes: u64,
+    /// The body, for [`Sink::Memory`].
+    pub body: Option<Vec<u8>>,
+    /// The file, for [`Sink::File`].
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a download did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The scheduler refused the request.
+    Refused(EnqueueError),
+    /// The transfer failed for good.
+    Failed(NetError),
+    /// The request was cancelled.
+    Cancelled(CancelReason),
+    /// The downloader is gone.
+    Gone,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Refused(e) => write!(f, "refused: {e}"),
+            FetchError::Failed(e) => write!(f, "failed: {e}"),
+            FetchError::Cancelled(r) => write!(f, "cancelled ({r:?})"),
+            FetchError::Gone => f.write_str("the downloader is gone"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// The outcome of a download.
+pub type Outcome = Result<Response, FetchError>;
+
+/// An event and the peer whose scope it belongs to.
+pub type Event = (PeerId, DownloaderEvent);
+
+enum Msg {
+    AddPeer(RequestPriority, Sender<PeerId>),
+    RemovePeer(PeerId),
+    SetPeerPriority(PeerId, RequestPriority),
+    NewGroup(PeerId, Sender<GroupId>),
+    CancelGroup(GroupId),
+    Fetch {
+        peer: PeerId,
+        items: Vec<(Request, Sink, Sender<Outcome>)>,
+        reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
+    },
+    Cancel(RequestId),
+    SetPriority(RequestId, RequestPriority),
+    Subscribe(Option<PeerId>, Sender<Event>),
+    Bytes {
+        id: RequestId,
+        attempt: u32,
+        n: u64,
+    },
+    Finished {
+        id: RequestId,
+        attempt: u32,
+        result: Result<(), NetError>,
+    },
+    Shutdown,
+}
+
+/// The handle to a downloader. Cheap to clone; the driver ends when every
+/// clone (and every peer handle) is gone, or at [`Downloader::shutdown`].
+#[derive(Clone)]
+pub struct Downloader {
+    tx: Sender<Msg>,
+    thread: Option<Arc<Mutex<Option<std::thread::JoinHandle<()>>>>>,
+}
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downloader").finish_non_exhaustive()
+    }
+}
+
+/// The driver future: run it on any executor.
+pub type Driver = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+impl Downloader {
+    /// A downloader and its driver, with the default [`HyperTransport`].
+    ///
+    /// # Panics
+    /// When the config cannot work; see [`Downloader::with_transport`].
+    #[must_use]
+    pub fn new(config: Config) -> (Downloader, Driver) {
+        Self::with_transport(config, Arc::new(HyperTransport)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A downloader and its driver over `transport`.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] when the config cannot work.
+    pub fn with_transport(config: Config, transport: Arc<dyn Transport>) -> Result<(Downloader, Driver), ConfigError> {
+        let sched = Scheduler::try_new(config)?;
+        let (tx, rx) = async_channel::unbounded();
+        let driver = DriverState {
+            sched,
+            rx,
+            reports: tx.downgrade(),
+            transport,
+            reqs: HashMap::new(),
+            root_subs: Vec::new(),
+            peer_subs: HashMap::new(),
+        };
+        Ok((Downloader { tx, thread: None }, Box::pin(driver.run())))
+    }
+
+    /// A downloader whose driver runs on a background thread
+    /// (`async_io::block_on`), joined when the last clone is dropped.
+    ///
+    /// # Panics
+    /// When the config cannot work, or the thread cannot be spawned.
+    #[must_use]
+    pub fn spawn(config: Config) -> Downloader {
+        let (mut dl, driver) = Self::new(config);
+        let t = std::thread::Builder::new()
+            .name("weir-async-driver".into())
+            .spawn(move || async_io::block_on(driver))
+            .expect("spawn the driver thread");
+        dl.thread = Some(Arc::new(Mutex::new(Some(t))));
+        dl
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.tx.send(make(tx)).await.ok()?;
+        rx.recv().await.ok()
+    }
+
+    /// A new peer with this priority; dropping its last handle cancels its
+    /// requests with [`CancelReason::PeerCancel`].
+    ///
+    /// # Panics
+    /// When the driver is gone (shut down, or never polled and dropped).
+    pub async fn peer(&self, priority: RequestPriority) -> PeerHandle {
+        let id = self.ask(|tx| Msg::AddPeer(priority, tx)).await.expect("the driver is running");
+        PeerHandle { inner: Arc::new(PeerInner { id, tx: self.tx.clone() }) }
+    }
+
+    /// Every event of every peer, as a `Stream`.
+    #[must_use]
+    pub fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = async_channel::unbounded();
+        let _ = self.tx.try_send(Msg::Subscribe(None, tx));
+        rx
+    }
+
+    /// Cancel everything ([`CancelReason::DownloaderShutdown`]) and end the driver.
+    pub fn shutdown(&self) {
+        let _ = self.tx.try_send(Msg::Shutdown);
+    }
+}
+
+impl Drop for Downloader {
+    fn drop(&mut self) {
+        // The handle that started a background driver stops and joins it.
+        if let Some(t) = self.thread.take() {
+            if let Ok(m) = Arc::try_unwrap(t) {
+                let _ = self.tx.try_send(Msg::Shutdown);
+                if let Some(h) = m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                    let _ = h.join();
+                }
+            }
+        }
+    }
+}
+
+struct PeerInner {
+    id: PeerId,
+    tx: Sender<Msg>,
+}
+
+impl Drop for PeerInner {
+    fn drop(&mut self) {
+        let _ = self.tx.try_send(Msg::RemovePeer(self.id));
+    }
+}
+
+/// A peer: a scope with its own priority, groups and events.
+#[derive(Clone)]
+pub struct PeerHandle {
+    inner: Arc<PeerInner>,
+}
+
+impl std::fmt::Debug for PeerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerHandle").field(&self.inner.id).finish()
+    }
+}
+
+impl PeerHandle {
+    /// The peer's id, as events name it.
+    #[must_use]
+    pub fn id(&self) -> PeerId {
+        self.inner.id
+    }
+
+    /// Schedule a download into `sink`.
+    ///
+    /// # Errors
+    /// The scheduler's [`EnqueueError`].
+    pub async fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
+        self.fetch_all(vec![(req, sink)]).await.pop().unwrap_or(Err(EnqueueError::ShutDown))
+    }
+
+    /// Schedule many downloads together (one round trip); results in input order.
+    pub async fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
+        let n = items.len();
+        let mut outcomes = Vec::with_capacity(n);
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|(r, s)| {
+                let (tx, rx) = async_channel::bounded(1);
+                outcomes.push(rx);
+                (r, s, tx)
+            })
+            .collect();
+        let (reply, reply_rx) = async_channel::bounded(1);
+        let ids = match self.inner.tx.send(Msg::Fetch { peer: self.inner.id, items, reply }).await {
+            Ok(()) => reply_rx.recv().await.unwrap_or_else(|_| vec![Err(EnqueueError::ShutDown); n]),
+            Err(_) => vec![Err(EnqueueError::ShutDown); n],
+        };
+        ids.into_iter()
+            .zip(outcomes)
+            .map(|(id, rx)| id.map(|id| Download { id, rx: Box::pin(rx), tx: self.inner.tx.clone(), finished: false }))
+            .collect()
+    }
+
+    /// Download into memory and wait.
+    ///
+    /// # Errors
+    /// Why it did not complete.
+    pub async fn execute(&self, req: Request) -> Outcome {
+        self.fetch(req, Sink::Memory).await.map_err(FetchError::Refused)?.await
+    }
+
+    /// Download all into memory; outcomes in input order.
+    pub async fn batch(&self, reqs: Vec<Request>) -> Vec<Outcome> {
+        let downloads = self.fetch_all(reqs.into_iter().map(|r| (r, Sink::Memory)).collect()).await;
+        let mut out = Vec::with_capacity(downloads.len());
+        for d in downloads {
+            out.push(match d {
+                Ok(d) => d.await,
+                Err(e) => Err(FetchError::Refused(e)),
+            });
+        }
+        out
+    }
+
+    /// Open a cancellation group (an epoch).
+    ///
+    /// # Panics
+    /// When the driver is gone.
+    pub async fn new_group(&self) -> GroupId {
+        let (tx, rx) = async_channel::bounded(1);
+        let _ = self.inner.tx.send(Msg::NewGroup(self.inner.id, tx)).await;
+        rx.recv().await.expect("the driver is running")
+    }
+
+    /// Cancel a group ([`CancelReason::EpochCancel`]).
+    pub fn cancel_group(&self, g: GroupId) {
+        let _ = self.inner.tx.try_send(Msg::CancelGroup(g));
+    }
+
+    /// Change the peer's priority.
+    pub fn set_priority(&self, p: RequestPriority) {
+        let _ = self.inner.tx.try_send(Msg::SetPeerPriority(self.inner.id, p));
+    }
+
+    /// This peer's events, as a `Stream`.
+    #[must_use]
+    pub fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = async_channel::unbounded();
+        let _ = self.inner.tx.try_send(Msg::Subscribe(Some(self.inner.id), tx));
+        rx
+    }
+}
+
+/// A scheduled download: a future of its [`Outcome`]. Dropping it before it
+/// finished cancels the request ([`CancelReason::Explicit`]): cancel-safe.
+#[derive(Debug)]
+pub struct Download {
+    id: RequestId,
+    rx: Pin<Box<Receiver<Outcome>>>,
+    tx: Sender<Msg>,
+    finished: bool,
+}
+
+impl Download {
+    /// The request's id.
+    #[must_use]
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// Cancel it.
+    pub fn cancel(&self) {
+        let _ = self.tx.try_send(Msg::Cancel(self.id));
+    }
+
+    /// Change its priority.
+    pub fn set_priority(&self, p: RequestPriority) {
+        let _ = self.tx.try_send(Msg::SetPriority(self.id, p));
+    }
+
+    /// Let it run without anyone awaiting it.
+    pub fn detach(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Future for Download {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match self.rx.as_mut().poll_next(cx) {
+            Poll::Ready(o) => {
+                self.finished = true;
+                Poll::Ready(o.unwrap_or(Err(FetchError::Gone)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancel();
+        }
+    }
+}
+
+struct Rec {
+    url: Url,
+    method: RequestMethod,
+    range: Option<(u64, Option<u64>)>,
+    sink: Arc<Mutex<SinkState>>,
+    done: Sender<Outcome>,
+    running: Option<(u32, Task<()>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct DriverState {
+    sched: Scheduler,
+    rx: Receiver<Msg>,
+    /// For transfers' reports; weak so that handles alone keep the driver alive.
+    reports: async_channel::WeakSender<Msg>,
+    transport: Arc<dyn Transport>,
+    reqs: HashMap<RequestId, Rec>,
+    root_subs: Vec<Sender<Event>>,
+    peer_subs: HashMap<PeerId, Vec<Sender<Event>>>,
+}
+
+enum Wake {
+    Msg(Msg),
+    Timer,
+    Closed,
+}
+
+impl DriverState {
+    async fn run(mut self) {
+        let ex = Executor::new();
+        ex.run(async {
+            loop {
+                let wake = match self.sched.poll_timeout() {
+                    Some(at) if at <= Instant::now() => Wake::Timer,
+                    Some(at) => {
+                        futures_lite::future::or(
+                            async { self.rx.recv().await.map_or(Wake::Closed, Wake::Msg) },
+                            async {
+                                async_io::Timer::at(at).await;
+                                Wake::Timer
+                            },
+                        )
+                        .await
+                    }
+                    None => self.rx.recv().await.map_or(Wake::Closed, Wake::Msg),
+                };
+                match wake {
+                    Wake::Closed | Wake::Msg(Msg::Shutdown) => break,
+                    Wake::Msg(m) => self.handle(m),
+                    Wake::Timer => {}
+                }
+                let mut stop = false;
+                while let Ok(m) = self.rx.try_recv() {
+                    if matches!(m, Msg::Shutdown) {
+                        stop = true;
+                        break;
+                    }
+                    self.handle(m);
+                }
+                self.sched.handle_timeout(Instant::now());
+                self.drain(&ex);
+                if stop {
+                    break;
+                }
+            }
+            self.sched.shutdown(Instant::now());
+            self.drain(&ex);
+        })
+        .await;
+    }
+
+    fn handle(&mut self, m: Msg) {
+        let now = Instant::now();
+        match m {
+            Msg::AddPeer(p, reply) => {
+                let _ = reply.try_send(self.sched.add_peer(p));
+            }
+            Msg::RemovePeer(p) => {
+                self.sched.remove_peer(p, now);
+                self.publish_pending();
+                self.peer_subs.remove(&p);
+            }
+            Msg::SetPeerPriority(p, prio) => self.sched.set_peer_priority(p, prio, now),
+            Msg::NewGroup(p, reply) => {
+                let _ = reply.try_send(self.sched.new_group(p));
+            }
+            Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
+            Msg::Fetch { peer, items, reply } => {
+                let ids = items
+                    .into_iter()
+                    .map(|(req, sink, done)| {
+                        let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
+                        let id = self.sched.enqueue(peer, req, now)?;
+                        let sink = Arc::new(Mutex::new(SinkState::new(sink, id, MEMORY_LIMIT)));
+                        self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
+                        Ok(id)
+                    })
+                    .collect();
+                let _ = reply.try_send(ids);
+            }
+            Msg::Cancel(id) => self.sched.cancel(id, now),
+            Msg::SetPriority(id, p) => self.sched.set_priority(id, p, now),
+            Msg::Subscribe(None, tx) => self.root_subs.push(tx),
+            Msg::Subscribe(Some(p), tx) => self.peer_subs.entry(p).or_default().push(tx),
+            Msg::Bytes { id, attempt, n } => {
+                if self.current(id, attempt) {
+                    self.sched.on_bytes(id, n, now);
+                }
+            }
+            Msg::Finished { id, attempt, result } => {
+                if self.current(id, attempt) {
+                    if let Some(rec) = self.reqs.get_mut(&id) {
+                        // The task is finishing on its own: detach rather than cancel it.
+                        if let Some((_, task)) = rec.running.take() {
+                            task.detach();
+                        }
+                    }
+                    match result {
+                        Ok(()) => self.sched.on_complete(id, now),
+                        Err(e) => self.sched.on_failed(id, e, now),
+                    }
+                }
+            }
+            Msg::Shutdown => {}
+        }
+    }
+
+    fn current(&self, id: RequestId, attempt: u32) -> bool {
+        self.reqs.get(&id).and_then(|r| r.running.as_ref()).is_some_and(|(a, _)| *a == attempt)
+    }
+
+    /// Publish what an input produced without starting anything (used where
+    /// subscribers are about to go away).
+    fn publish_pending(&mut self) {
+        while let Some(out) = self.sched.poll_output() {
+            self.act(out, None);
+        }
+    }
+
+    fn drain(&mut self, ex: &Executor<'_>) {
+        while let Some(out) = self.sched.poll_output() {
+            self.act(out, Some(ex));
+        }
+    }
+
+    fn act(&mut self, out: Output, ex: Option<&Executor<'_>>) {
+        match out {
+            Output::Start(cmd) => {
+                let (Some(rec), Some(ex), Some(reports)) = (self.reqs.get_mut(&cmd.id), ex, self.reports.upgrade())
+                else {
+                    return;
+                };
+                let job = Job {
+                    id: cmd.id,
+                    attempt: cmd.attempt,
+                    url: rec.url.clone(),
+                    method: rec.method,
+                    range: rec.range,
+                    sink: Arc::clone(&rec.sink),
+                };
+                let task = ex.spawn(transfer(Arc::clone(&self.transport), job, reports));
+                rec.running = Some((cmd.attempt, task));
+            }
+            Output::Abort(id) => {
+                // Dropping the task cancels the transfer at its next await.
+                if let Some(rec) = self.reqs.get_mut(&id) {
+                    rec.running = None;
+                }
+            }
+            Output::Event(peer, ev) => {
+                if ev.is_terminal() {
+                    self.finish(&ev);
+                }
+                let item = (peer, ev);
+                self.root_subs.retain(|s| s.try_send(item.clone()).is_ok());
+                if let Some(subs) = self.peer_subs.get_mut(&peer) {
+                    subs.retain(|s| s.try_send(item.clone()).is_ok());
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, ev: &DownloaderEvent) {
+        let Some(rec) = self.reqs.remove(&ev.request_id()) else { return };
+        drop(rec.running);
+        let state = match Arc::try_unwrap(rec.sink) {
+            Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+            Err(shared) => std::mem::replace(&mut *lock(&shared), SinkState::new(Sink::Memory, ev.request_id(), 0)),
+        };
+        let outcome = match ev {
+            DownloaderEvent::RequestCompleted { .. } => {
+                let (status, headers, bytes) = (state.status, state.headers.clone(), state.written);
+                state
+                    .finish()
+                    .map(|d| {
+                        let (body, path) = match d {
+                            Delivered::Memory(v) => (Some(v), None),
+                            Delivered::File(p) => (None, Some(p)),
+                            Delivered::Writer => (None, None),
+                        };
+                        Response { status, headers, bytes, body, path }
+                    })
+                    .map_err(FetchError::Failed)
+            }
+            DownloaderEvent::RequestFailed { error, .. } => {
+                state.abandon();
+                Err(FetchError::Failed(error.clone()))
+            }
+            DownloaderEvent::RequestCancelled { reason, .. } => {
+                state.abandon();
+                Err(FetchError::Cancelled(*reason))
+            }
+            _ => return,
+        };
+        let _ = rec.done.try_send(outcome);
+    }
+}
+
+struct Job {
+    id: RequestId,
+    attempt: u32,
+    url: Url,
+    method: RequestMethod,
+    range: Option<(u64, Option<u64>)>,
+    sink: Arc<Mutex<SinkState>>,
+}
+
+/// Byte reports: the first at once (for `FirstByte`), then at most one per
+/// 20 ms or 1 MiB; the rest when the attempt ends.
+struct Reporter {
+    tx: Sender<Msg>,
+    id: RequestId,
+    attempt: u32,
+    pending: u64,
+    last: Option<Instant>,
+}
+
+impl Reporter {
+    fn add(&mut self, n: u64) {
+        self.pending += n;
+        if self.last.map_or(true, |t| t.elapsed() >= Duration::from_millis(20)) || self.pending >= 1 << 20 {
+            self.flush();
+        }
+    }
+    fn flush(&mut self) {
+        if self.pending > 0 {
+            let _ = self.tx.try_send(Msg::Bytes { id: self.id, attempt: self.attempt, n: self.pending });
+            self.pending = 0;
+            self.last = Some(Instant::now());
+        }
+    }
+}
+
+async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>) {
+    let mut report = Reporter { tx: reports.clone(), id: job.id, attempt: job.attempt, pending: 0, last: None };
+    let result = attempt(&*transport, &job, &mut report).await;
+    report.flush();
+    let _ = reports.try_send(Msg::Finished { id: job.id, attempt: job.attempt, result });
+}
+
+async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) -> Result<(), NetError> {
+    let (written, validator) = {
+        let s = lock(&job.sink);
+        (s.written, s.validator.clone())
+    };
+    let Some(ask) = resume::ask(job.method, job.range, written, validator.as_deref()) else { return Ok(()) };
+    let headers: Vec<(String, String)> = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let mut url = job.url.clone();
+    let mut resp = None;
+    for _ in 0..=MAX_REDIRECTS {
+        let r = transport.send(HttpRequest { method: job.method, url: url.clone(), headers: headers.clone() }).await?;
+        let location = r.header("location").map(str::to_owned);
+        match (r.status, location) {
+            (301 | 302 | 303 | 307 | 308, Some(loc)) => {
+                url = url.join(&loc).map_err(|e| NetError::Protocol(format!("bad redirect Location {loc:?}: {e}")))?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    return Err(NetError::InvalidUrl(format!("redirect to unsupported scheme {}", url.scheme())));
+                }
+            }
+            _ => {
+                resp = Some(r);
+                break;
+            }
+        }
+    }
+    let mut resp = resp.ok_or_else(|| NetError::Protocol("too many redirects (a redirect loop?)".into()))?;
+    if let Some(e) = resume::status_error(resp.status, resp.header("retry-after")) {
+        return Err(e);
+    }
+    let new_validator = resp.header("etag").or_else(|| resp.header("last-modified")).map(str::to_owned);
+    let length = resp.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let plan = resume::plan(
+        resp.status,
+        resp.header("content-range"),
+        &ask,
+        job.range,
+        written,
+        validator.as_deref(),
+        new_validator.as_deref(),
+    )?;
+    let mut cursor = {
+        let mut s = lock(&job.sink);
+        if plan.reset {
+            s.reset()?;
+        }
+        if s.written == 0 {
+            s.status = resp.status;
+            s.headers = resp.headers.clone();
+            s.validator = new_validator;
+        }
+        if let Some(len) = length {
+            if !s.fits(s.written.saturating_add(len.saturating_sub(plan.skip))) {
+                return Err(NetError::TooLarge);
+            }
+        }
+        resume::Cursor::new(plan, job.range, s.written)
+    };
+    if job.method == RequestMethod::Head {
+        return Ok(());
+    }
+    let mut announced = 0u64;
+    while !cursor.done() {
+        let Some(chunk) = resp.body.next().await else { break };
+        let chunk = chunk?;
+        announced += chunk.len() as u64;
+        let part = cursor.take(&chunk);
+        if !part.is_empty() {
+            lock(&job.sink).write(part)?;
+            report.add(part.len() as u64);
+        }
+    }
+    if length.is_some_and(|l| announced < l) && !cursor.done() {
+        return Err(NetError::Reset(format!("the body ended after {announced} of {} bytes", length.unwrap_or(0))));
+    }
+    cursor.finish()
+}

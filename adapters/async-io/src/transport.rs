@@ -1,0 +1,201 @@
+//! The HTTP client behind the adapter: a [`Transport`] trait users can
+//! implement, and the default [`HyperTransport`] (hyper 1's HTTP/1.1 client
+//! connection over an `async-net` TCP stream, via `smol-hyper`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::Stream;
+use http_body_util::Empty;
+use hyper::body::{Body, Bytes, Incoming};
+use weir::{NetError, RequestMethod, Url};
+
+/// One HTTP request of an attempt (redirects are followed by the adapter,
+/// so a transport sends exactly one request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// GET or HEAD.
+    pub method: RequestMethod,
+    /// Where to.
+    pub url: Url,
+    /// Extra headers (`Range`, `If-Range`).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A body: chunks until the end, or an error.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, NetError>> + Send>>;
+
+/// The head of an answer and its body.
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers in order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for HEAD).
+    pub body: BodyStream,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A pending answer.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, NetError>> + Send>>;
+
+/// An HTTP client the adapter drives. Dropping the returned future or the
+/// body stream must abort the transfer (that is how the scheduler's aborts
+/// take effect). Errors are mapped to the [`NetError`] the core decides on.
+///
+/// ```
+/// use weir::NetError;
+/// use weir_async::{HttpRequest, HttpResponse, ResponseFuture, Transport};
+///
+/// /// Answers every request with the same bytes, without a network.
+/// struct Canned(Vec<u8>);
+///
+/// impl Transport for Canned {
+///     fn send(&self, _req: HttpRequest) -> ResponseFuture {
+///         let body = self.0.clone();
+///         Box::pin(async move {
+///             let len = body.len().to_string();
+///             Ok(HttpResponse {
+///                 status: 200,
+///                 headers: vec![("content-length".into(), len)],
+///                 body: Box::pin(futures_lite::stream::once(Ok::<_, NetError>(body))),
+///             })
+///         })
+///     }
+/// }
+///
+/// let (dl, driver) = weir_async::Downloader::with_transport(weir::Config::default(), std::sync::Arc::new(Canned(b"hi".to_vec()))).unwrap();
+/// futures_lite::future::block_on(futures_lite::future::or(driver, async {
+///     let peer = dl.peer(weir::RequestPriority::High).await;
+///     let url = weir::Url::parse("http://anywhere.example/x").unwrap();
+///     let resp = peer.execute(weir::Request::get(url)).await.unwrap();
+///     assert_eq!(resp.body.as_deref(), Some(&b"hi"[..]));
+/// }));
+/// ```
+pub trait Transport: Send + Sync + 'static {
+    /// Send one request.
+    fn send(&self, req: HttpRequest) -> ResponseFuture;
+}
+
+/// The default transport: plain-HTTP/1.1 with hyper over `async-net`, one
+/// connection per request (no pooling yet). `https` URLs fail with
+/// [`NetError::Tls`]: plug a TLS-capable [`Transport`] for them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HyperTransport;
+
+type Conn = hyper::client::conn::http1::Connection<smol_hyper::rt::FuturesIo<async_net::TcpStream>, Empty<Bytes>>;
+
+fn map_hyper(e: &hyper::Error) -> NetError {
+    if e.is_timeout() {
+        NetError::Timeout
+    } else if e.is_parse() {
+        NetError::Protocol(e.to_string())
+    } else {
+        NetError::Reset(e.to_string())
+    }
+}
+
+fn map_connect(e: &std::io::Error) -> NetError {
+    NetError::Connect(e.to_string())
+}
+
+/// A body that keeps driving its connection while it is read.
+struct HyperBody {
+    conn: Option<Pin<Box<Conn>>>,
+    body: Incoming,
+}
+
+impl Stream for HyperBody {
+    type Item = Result<Vec<u8>, NetError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(c) = this.conn.as_mut() {
+            if c.as_mut().poll(cx).is_ready() {
+                this.conn = None;
+            }
+        }
+        loop {
+            return match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(map_hyper(&e)))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data.to_vec()))),
+                    Err(_trailers) => continue,
+                },
+            };
+        }
+    }
+}
+
+impl Transport for HyperTransport {
+    fn send(&self, req: HttpRequest) -> ResponseFuture {
+        Box::pin(async move {
+            if req.url.scheme() != "http" {
+                return Err(NetError::Tls(format!(
+                    "the built-in transport speaks plain HTTP only; {} needs a TLS-capable Transport",
+                    req.url.scheme()
+                )));
+            }
+            let host = req.url.host_str().ok_or_else(|| NetError::InvalidUrl("no host".into()))?.to_owned();
+            let port = req.url.port_or_known_default().unwrap_or(80);
+            let stream = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+                Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| map_connect(&e))?,
+                Err(_) => async_net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                        map_connect(&e)
+                    } else {
+                        NetError::Dns(e.to_string())
+                    }
+                })?,
+            };
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
+                .await
+                .map_err(|e| map_hyper(&e))?;
+            let mut conn = Some(Box::pin(conn));
+            let authority = match req.url.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            let path = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
+            let method = match req.method {
+                RequestMethod::Get => hyper::Method::GET,
+                RequestMethod::Head => hyper::Method::HEAD,
+            };
+            let mut builder = hyper::Request::builder().method(method).uri(path).header("host", authority);
+            for (k, v) in &req.headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            let request = builder.body(Empty::<Bytes>::new()).map_err(|e| NetError::InvalidUrl(e.to_string()))?;
+            let mut send = std::pin::pin!(sender.send_request(request));
+            let resp = futures_lite::future::poll_fn(|cx| {
+                if let Some(c) = conn.as_mut() {
+                    if c.as_mut().poll(cx).is_ready() {
+                        conn = None;
+                    }
+                }
+                send.as_mut().poll(cx)
+            })
+            .await
+            .map_err(|e| map_hyper(&e))?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let body: BodyStream = Box::pin(HyperBody { conn, body: resp.into_body() });
+            Ok(HttpResponse { status, headers, body })
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! weir-async against the misbehaving loopback server, under
+//! `async_io::block_on`: outcomes, event sequences, byte-exact sinks.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_channel::Receiver;
+use futures_lite::future;
+use weir_async::{Downloader, Event, FetchError, Outcome, PeerHandle, Sink};
+use weir_tests::server::{content, fnv, TestServer};
+use weir_tests::*;
+
+fn cfg() -> Config {
+    Config {
+        max_concurrent: 2,
+        soft_timeout: None,
+        idle_timeout: Some(ms(400)),
+        retry: RetryPolicy { max_retries: 3, base: ms(20), cap: ms(200), jitter: false, ..RetryPolicy::default() },
+        ..Config::default()
+    }
+}
+
+/// Run `f` next to the driver on `async_io::block_on`, bounded in time.
+fn with<T, F: Future<Output = T>>(c: Config, f: impl FnOnce(Downloader) -> F) -> T {
+    let (dl, driver) = Downloader::new(c);
+    async_io::block_on(future::or(
+        future::or(f(dl), async {
+            driver.await;
+            panic!("the driver ended early")
+        }),
+        async {
+            async_io::Timer::after(Duration::from_secs(30)).await;
+            panic!("the test did not finish in 30 s")
+        },
+    ))
+}
+
+async fn events_of(rx: &Receiver<Event>, id: RequestId) -> Vec<DownloaderEvent> {
+    let mut v = Vec::new();
+    while let Ok((_, e)) = rx.recv().await {
+        if e.request_id() == id {
+            let end = e.is_terminal();
+            v.push(e);
+            if end {
+                break;
+            }
+        }
+    }
+    v
+}
+
+fn names(ev: &[DownloaderEvent]) -> Vec<&'static str> {
+    ev.iter()
+        .map(|e| match e {
+            DownloaderEvent::RequestEnqueued { .. } => "Enqueued",
+            DownloaderEvent::RequestStarted { .. } => "Started",
+            DownloaderEvent::FirstByte { .. } => "FirstByte",
+            DownloaderEvent::LoadSlow { .. } => "LoadSlow",
+            DownloaderEvent::RequestRetrying { .. } => "Retrying",
+            DownloaderEvent::RequestPreempted { .. } => "Preempted",
+            DownloaderEvent::PriorityChanged { .. } => "PriorityChanged",
+            DownloaderEvent::RequestCompleted { .. } => "Completed",
+            DownloaderEvent::RequestFailed { .. } => "Failed",
+            DownloaderEvent::RequestCancelled { .. } => "Cancelled",
+            _ => "?",
+        })
+        .collect()
+}
+
+async fn run(peer: &PeerHandle, u: &str) -> (Outcome, Vec<DownloaderEvent>) {
+    let rx = peer.subscribe();
+    let d = peer.fetch(get(u), Sink::Memory).await.expect("accepted");
+    let id = d.id();
+    let out = d.await;
+    (out, events_of(&rx, id).await)
+}
+
+#[test]
+fn a_plain_file_arrives_byte_exact() {
+    let server = TestServer::start();
+    with(cfg(), |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let (out, ev) = run(&peer, &server.url("/file/300000")).await;
+        let resp = out.expect("completed");
+        assert_eq!(fnv(resp.body.as_deref().unwrap()), fnv(&content(300_000, 300_000)));
+        assert_eq!(resp.header("etag"), Some("\"v1-300000\""));
+        assert_eq!(names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
+        let head = peer.fetch(Request::head(url(&server.url("/file/77"))), Sink::Memory).await.unwrap().await.unwrap();
+        assert_eq!((head.status, head.header("content-length"), head.bytes), (200, Some("77"), 0));
+    });
+}
+
+#[test]
+fn stalls_and_resets_resume_with_range_and_if_range() {
+    let server = TestServer::start();
+    with(cfg(), |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let (out, ev) = run(&peer, &server.url("/stall/200000/70000")).await;
+        assert_eq!(fnv(out.expect("completed").body.as_deref().unwrap()), fnv(&content(200_000, 200_000)));
+        assert_eq!(names(&ev), ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]);
+        let seen = server.seen();
+        assert_eq!(seen[1].range.as_deref(), Some("bytes=70000-"));
+        assert_eq!(seen[1].if_range.as_deref(), Some("\"v1-200000\""));
+
+        let (out, _) = run(&peer, &server.url("/reset/150000/50000")).await;
+        assert_eq!(fnv(out.expect("completed").body.as_deref().unwrap()), fnv(&content(150_000, 150_000)));
+    });
+}
+
+#[test]
+fn short_bodies_statuses_and_redirect_loops_fail_clearly() {
+    let server = TestServer::start();
+    let c = Config { retry: RetryPolicy { max_retries: 1, ..cfg().retry }, ..cfg() };
+    with(c, |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let (out, _) = run(&peer, &server.url("/short/10000/4000")).await;
+        assert!(matches!(out, Err(FetchError::Failed(NetError::Reset(_)))), "{out:?}");
+        let (out, ev) = run(&peer, &server.url("/nothing")).await;
+        assert_eq!(out, Err(FetchError::Failed(NetError::Status { status: 404, retry_after: None })));
+        assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
+        match run(&peer, &server.url("/loop")).await.0 {
+            Err(FetchError::Failed(NetError::Protocol(m))) => assert!(m.contains("redirect"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let (out, ev) = run(&peer, &server.url("/status/503/1/1")).await;
+        assert_eq!(out.unwrap().bytes, 1000);
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, DownloaderEvent::RequestRetrying { delay, .. } if *delay == Duration::from_secs(1))));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (out, _) = run(&peer, &format!("http://{closed}/x")).await;
+        assert!(matches!(out, Err(FetchError::Failed(NetError::Connect(_)))), "{out:?}");
+    });
+}
+
+#[test]
+fn ignored_ranges_and_changed_etags_keep_bodies_exact() {
+    let server = TestServer::start();
+    with(cfg(), |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let (out, _) = run(&peer, &server.url("/norange/120000/40000")).await;
+        assert_eq!(fnv(out.unwrap().body.as_deref().unwrap()), fnv(&content(120_000, 120_000)));
+        let (out, _) = run(&peer, &server.url("/etag/90000/30000")).await;
+        assert_eq!(out.unwrap().body.as_deref(), Some(&content(90_000, 2)[..]));
+    });
+}
+
+#[test]
+fn dropping_a_download_cancels_it_and_demand_preempts_prefetch() {
+    let server = TestServer::start();
+    with(Config { preempt_low: true, ..cfg() }, |dl| async move {
+        let all = dl.subscribe();
+        let peer = dl.peer(RequestPriority::High).await;
+        let d = peer.fetch(get(&server.url("/drip/100000/1000/20")), Sink::Memory).await.unwrap();
+        let id = d.id();
+        async_io::Timer::after(ms(60)).await;
+        drop(d);
+        let ev = events_of(&all, id).await;
+        assert!(
+            matches!(ev.last(), Some(DownloaderEvent::RequestCancelled { reason: CancelReason::Explicit, .. })),
+            "{ev:?}"
+        );
+
+        // Fill both slots with slow prefetch, then ask for demand.
+        let lows: Vec<_> = (0..2).map(|_| (get(&server.url("/drip/40000/2000/10")), Sink::Memory)).collect();
+        let lows = peer.fetch_all(lows).await;
+        async_io::Timer::after(ms(60)).await;
+        let t = std::time::Instant::now();
+        let demand = peer.execute(high(&server.url("/file/5000"))).await.unwrap();
+        assert!(t.elapsed() < Duration::from_millis(150), "demand took {:?}", t.elapsed());
+        assert_eq!(demand.body.unwrap(), content(5000, 5000));
+        for l in lows {
+            let body = l.unwrap().await.unwrap().body.unwrap();
+            assert_eq!(fnv(&body), fnv(&content(40_000, 40_000)), "the preempted prefetch resumed exactly");
+        }
+    });
+}
