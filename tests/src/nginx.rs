@@ -31,11 +31,38 @@ impl Nginx {
     /// As [`Nginx::start`].
     #[must_use]
     pub fn start_with(files: &[(String, Vec<u8>)], server_extra: &str) -> Nginx {
+        Self::start_full(files, "", server_extra, None)
+    }
+
+    /// Start nginx serving HTTPS with this certificate and key (PEM).
+    ///
+    /// # Panics
+    /// As [`Nginx::start`].
+    #[must_use]
+    pub fn start_tls(files: &[(String, Vec<u8>)], cert_pem: &str, key_pem: &str) -> Nginx {
+        Self::start_full(
+            files,
+            " ssl",
+            "ssl_certificate cert.pem; ssl_certificate_key key.pem;",
+            Some((cert_pem, key_pem)),
+        )
+    }
+
+    fn start_full(
+        files: &[(String, Vec<u8>)],
+        listen_extra: &str,
+        server_extra: &str,
+        tls: Option<(&str, &str)>,
+    ) -> Nginx {
         let dir = std::env::temp_dir().join(format!("weir-nginx-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("www")).unwrap();
         for (name, body) in files {
             std::fs::write(dir.join("www").join(name), body).unwrap();
+        }
+        if let Some((cert, key)) = tls {
+            std::fs::write(dir.join("cert.pem"), cert).unwrap();
+            std::fs::write(dir.join("key.pem"), key).unwrap();
         }
         // A free port: bind, read it, release it.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -48,7 +75,7 @@ impl Nginx {
                  events {{ worker_connections 4096; }}\n\
                  http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                 server {{ listen 127.0.0.1:{port} backlog=4096; root {d}/www; {server_extra} }}\n}}\n"
+                 server {{ listen 127.0.0.1:{port}{listen_extra} backlog=4096; root {d}/www; {server_extra} }}\n}}\n"
             ),
         )
         .unwrap();
@@ -83,8 +110,16 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ =
-            Command::new(self.bin).arg("-c").arg(&self.conf).arg("-p").arg(&self.dir).arg("-s").arg("stop").status();
+        let _ = Command::new(self.bin)
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-s")
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

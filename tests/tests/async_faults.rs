@@ -175,3 +175,40 @@ fn dropping_a_download_cancels_it_and_demand_preempts_prefetch() {
         }
     });
 }
+
+#[test]
+fn https_with_a_trusted_root_works_and_an_untrusted_certificate_fails() {
+    use std::sync::Arc;
+    use weir_async::rustls::pki_types::{pem::PemObject, CertificateDer};
+    use weir_async::{rustls::RootCertStore, HyperTransport};
+
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    let body = content(50_000, 5);
+    let nginx = weir_tests::nginx::Nginx::start_tls(&[("s.bin".to_owned(), body.clone())], &cert_pem, &key_pem);
+    let https = nginx.url("s.bin").replacen("http://", "https://", 1);
+
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()).unwrap();
+    let (dl, driver) = Downloader::with_transport(cfg(), Arc::new(HyperTransport::with_roots(roots))).unwrap();
+    let got = async_io::block_on(future::or(
+        async {
+            let peer = dl.peer(RequestPriority::High).await;
+            let r = peer.execute(get(&https).range(1000, Some(1999))).await.unwrap();
+            (r.status, r.body.unwrap())
+        },
+        async {
+            driver.await;
+            panic!("driver ended")
+        },
+    ));
+    assert_eq!(got, (206, body[1000..2000].to_vec()));
+
+    // The default roots do not know this certificate: a clear TLS failure, not retried.
+    with(cfg(), |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let (out, ev) = run(&peer, &https).await;
+        assert!(matches!(out, Err(FetchError::Failed(NetError::Tls(_)))), "{out:?}");
+        assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
+    });
+}

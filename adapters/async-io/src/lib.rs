@@ -10,8 +10,9 @@
 //! it on a background thread. The driver ends when the downloader is shut
 //! down or its last handle is gone.
 //!
-//! Transfers are non-blocking: HTTP/1.1 through hyper 1 over `async-net`
-//! ([`HyperTransport`]), or any [`Transport`] you plug in. No thread per
+//! Transfers are non-blocking: HTTP/1.1 through hyper 1 over `async-net`,
+//! TLS through `futures-rustls` ([`HyperTransport`]), or any [`Transport`]
+//! you plug in. No thread per
 //! transfer: aborting one drops its task.
 //!
 //! ```no_run
@@ -45,6 +46,8 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use futures_lite::StreamExt;
+/// The rustls version the default transport uses (to build a `RootCertStore`).
+pub use futures_rustls::rustls;
 pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
 pub use weir;
 use weir::{
@@ -166,7 +169,7 @@ impl Downloader {
     /// When the config cannot work; see [`Downloader::with_transport`].
     #[must_use]
     pub fn new(config: Config) -> (Downloader, Driver) {
-        Self::with_transport(config, Arc::new(HyperTransport)).unwrap_or_else(|e| panic!("{e}"))
+        Self::with_transport(config, Arc::new(HyperTransport::new())).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A downloader and its driver over `transport`.

@@ -6,7 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_lite::Stream;
+use std::sync::Arc;
+
+use futures_lite::{AsyncRead, AsyncWrite, Stream};
+use futures_rustls::rustls::pki_types::ServerName;
+use futures_rustls::rustls::{ClientConfig, RootCertStore};
 use http_body_util::Empty;
 use hyper::body::{Body, Bytes, Incoming};
 use weir::{NetError, RequestMethod, Url};
@@ -85,13 +89,54 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, req: HttpRequest) -> ResponseFuture;
 }
 
-/// The default transport: plain-HTTP/1.1 with hyper over `async-net`, one
-/// connection per request (no pooling yet). `https` URLs fail with
-/// [`NetError::Tls`]: plug a TLS-capable [`Transport`] for them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HyperTransport;
+/// The default transport: HTTP/1.1 with hyper over `async-net`, TLS with
+/// `futures-rustls` (ring), one connection per request (no pooling yet).
+#[derive(Debug, Clone)]
+pub struct HyperTransport {
+    tls: Arc<ClientConfig>,
+}
 
-type Conn = hyper::client::conn::http1::Connection<smol_hyper::rt::FuturesIo<async_net::TcpStream>, Empty<Bytes>>;
+impl Default for HyperTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HyperTransport {
+    /// Trusting the Mozilla root certificates (`webpki-roots`).
+    ///
+    /// # Panics
+    /// Never in practice: the ring provider supports the default protocol versions.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        Self::with_roots(roots)
+    }
+
+    /// Trusting exactly `roots` (e.g. a private CA, or a test's self-signed certificate).
+    ///
+    /// # Panics
+    /// Never in practice: the ring provider supports the default protocol versions.
+    #[must_use]
+    pub fn with_roots(roots: RootCertStore) -> Self {
+        let provider = Arc::new(futures_rustls::rustls::crypto::ring::default_provider());
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self { tls: Arc::new(tls) }
+    }
+
+    /// With a complete rustls client configuration.
+    #[must_use]
+    pub fn with_tls_config(tls: Arc<ClientConfig>) -> Self {
+        Self { tls }
+    }
+}
+
+type Conn = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 fn map_hyper(e: &hyper::Error) -> NetError {
     if e.is_timeout() {
@@ -109,7 +154,7 @@ fn map_connect(e: &std::io::Error) -> NetError {
 
 /// A body that keeps driving its connection while it is read.
 struct HyperBody {
-    conn: Option<Pin<Box<Conn>>>,
+    conn: Option<Conn>,
     body: Incoming,
 }
 
@@ -137,18 +182,58 @@ impl Stream for HyperBody {
     }
 }
 
+/// One request over an established connection (plain or TLS).
+async fn exchange<I>(io: I, req: &HttpRequest, authority: String) -> Result<HttpResponse, NetError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(io)).await.map_err(|e| map_hyper(&e))?;
+    let mut conn: Option<Conn> = Some(Box::pin(conn));
+    let path = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
+    let method = match req.method {
+        RequestMethod::Get => hyper::Method::GET,
+        RequestMethod::Head => hyper::Method::HEAD,
+    };
+    let mut builder = hyper::Request::builder().method(method).uri(path).header("host", authority);
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let request = builder.body(Empty::<Bytes>::new()).map_err(|e| NetError::InvalidUrl(e.to_string()))?;
+    let mut send = std::pin::pin!(sender.send_request(request));
+    let resp = futures_lite::future::poll_fn(|cx| {
+        if let Some(c) = conn.as_mut() {
+            if c.as_mut().poll(cx).is_ready() {
+                conn = None;
+            }
+        }
+        send.as_mut().poll(cx)
+    })
+    .await
+    .map_err(|e| map_hyper(&e))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body: BodyStream = Box::pin(HyperBody { conn, body: resp.into_body() });
+    Ok(HttpResponse { status, headers, body })
+}
+
 impl Transport for HyperTransport {
     fn send(&self, req: HttpRequest) -> ResponseFuture {
+        let tls = Arc::clone(&self.tls);
         Box::pin(async move {
-            if req.url.scheme() != "http" {
-                return Err(NetError::Tls(format!(
-                    "the built-in transport speaks plain HTTP only; {} needs a TLS-capable Transport",
-                    req.url.scheme()
-                )));
-            }
+            let https = match req.url.scheme() {
+                "http" => false,
+                "https" => true,
+                other => return Err(NetError::InvalidUrl(format!("unsupported scheme {other}"))),
+            };
             let host = req.url.host_str().ok_or_else(|| NetError::InvalidUrl("no host".into()))?.to_owned();
             let port = req.url.port_or_known_default().unwrap_or(80);
-            let stream = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let stream = match bare.parse::<std::net::IpAddr>() {
                 Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| map_connect(&e))?,
                 Err(_) => async_net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| {
                     if e.kind() == std::io::ErrorKind::ConnectionRefused {
@@ -159,43 +244,19 @@ impl Transport for HyperTransport {
                 })?,
             };
             let _ = stream.set_nodelay(true);
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
-                .await
-                .map_err(|e| map_hyper(&e))?;
-            let mut conn = Some(Box::pin(conn));
             let authority = match req.url.port() {
                 Some(p) => format!("{host}:{p}"),
                 None => host.clone(),
             };
-            let path = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
-            let method = match req.method {
-                RequestMethod::Get => hyper::Method::GET,
-                RequestMethod::Head => hyper::Method::HEAD,
-            };
-            let mut builder = hyper::Request::builder().method(method).uri(path).header("host", authority);
-            for (k, v) in &req.headers {
-                builder = builder.header(k.as_str(), v.as_str());
+            if !https {
+                return exchange(stream, &req, authority).await;
             }
-            let request = builder.body(Empty::<Bytes>::new()).map_err(|e| NetError::InvalidUrl(e.to_string()))?;
-            let mut send = std::pin::pin!(sender.send_request(request));
-            let resp = futures_lite::future::poll_fn(|cx| {
-                if let Some(c) = conn.as_mut() {
-                    if c.as_mut().poll(cx).is_ready() {
-                        conn = None;
-                    }
-                }
-                send.as_mut().poll(cx)
-            })
-            .await
-            .map_err(|e| map_hyper(&e))?;
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                .collect();
-            let body: BodyStream = Box::pin(HyperBody { conn, body: resp.into_body() });
-            Ok(HttpResponse { status, headers, body })
+            let name = ServerName::try_from(bare).map_err(|e| NetError::Tls(e.to_string()))?;
+            let tls = futures_rustls::TlsConnector::from(tls)
+                .connect(name, stream)
+                .await
+                .map_err(|e| NetError::Tls(e.to_string()))?;
+            exchange(tls, &req, authority).await
         })
     }
 }
