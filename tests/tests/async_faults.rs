@@ -212,3 +212,55 @@ fn https_with_a_trusted_root_works_and_an_untrusted_certificate_fails() {
         assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
     });
 }
+
+/// An `AsyncWrite` into a shared buffer that accepts at most 1000 bytes per
+/// write (so partial writes happen).
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl futures_lite::AsyncWrite for Shared {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(1000);
+        self.0.lock().unwrap().extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn an_async_writer_gets_every_byte_once_across_a_resume() {
+    let server = TestServer::start();
+    with(cfg(), |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let d =
+            peer.fetch(get(&server.url("/reset/150000/50000")), Sink::AsyncWriter(Box::new(Shared(buf.clone())))).await;
+        let r = d.unwrap().await.expect("completed");
+        assert_eq!(r.bytes, 150_000);
+        assert_eq!(fnv(&buf.lock().unwrap()), fnv(&content(150_000, 150_000)));
+
+        // A changed resource cannot be spliced into a writer: a clear failure.
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let d =
+            peer.fetch(get(&server.url("/etag/90000/30000")), Sink::AsyncWriter(Box::new(Shared(buf.clone())))).await;
+        match d.unwrap().await {
+            Err(FetchError::Failed(NetError::Protocol(m))) => assert!(m.contains("changed"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(buf.lock().unwrap().len(), 30_000);
+    });
+}

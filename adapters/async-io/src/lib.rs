@@ -29,8 +29,9 @@
 //! ```
 //!
 //! Resume, sinks and the byte accounting follow `weir-http`, exactly as in
-//! the blocking adapter. Sinks are synchronous (`Sink::File` writes with
-//! blocking calls on the driver's thread; page-cache writes are quick).
+//! the blocking adapter. [`Sink::AsyncWriter`] takes any `AsyncWrite`;
+//! `Sink::File` and `Sink::Writer` write with plain blocking calls on the
+//! driver's thread (page-cache writes are quick).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -46,6 +47,7 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use futures_lite::StreamExt;
+use futures_lite::{AsyncWrite, AsyncWriteExt};
 /// The rustls version the default transport uses (to build a `RootCertStore`).
 pub use futures_rustls::rustls;
 pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
@@ -54,8 +56,118 @@ use weir::{
     CancelReason, Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request,
     RequestId, RequestMethod, RequestPriority, Scheduler, Url,
 };
-pub use weir_http::Sink;
 use weir_http::{resume, Delivered, SinkState};
+
+/// The destination of a download's body.
+pub enum Sink {
+    /// Keep the body in memory ([`Response::body`]).
+    Memory,
+    /// Write to a temporary file beside this path, renamed into place on completion.
+    File(std::path::PathBuf),
+    /// Write to a blocking writer.
+    Writer(Box<dyn std::io::Write + Send>),
+    /// Write to an async writer. It cannot be rewound: a resource that
+    /// changes between attempts fails the download instead of restarting it.
+    AsyncWriter(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sink::Memory => f.write_str("Sink::Memory"),
+            Sink::File(p) => f.debug_tuple("Sink::File").field(p).finish(),
+            Sink::Writer(_) => f.write_str("Sink::Writer(..)"),
+            Sink::AsyncWriter(_) => f.write_str("Sink::AsyncWriter(..)"),
+        }
+    }
+}
+
+/// A request's sink and what is known about the resource.
+enum Target {
+    Sync(SinkState),
+    Async(AsyncState),
+}
+
+struct AsyncState {
+    /// Out while a transfer writes to it; put back (even on cancellation) by `Lent`.
+    writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    written: u64,
+    validator: Option<String>,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Target {
+    fn new(sink: Sink, id: RequestId) -> Self {
+        let sync = |s| Target::Sync(SinkState::new(s, id, MEMORY_LIMIT));
+        match sink {
+            Sink::Memory => sync(weir_http::Sink::Memory),
+            Sink::File(p) => sync(weir_http::Sink::File(p)),
+            Sink::Writer(w) => sync(weir_http::Sink::Writer(w)),
+            Sink::AsyncWriter(w) => Target::Async(AsyncState {
+                writer: Some(w),
+                written: 0,
+                validator: None,
+                status: 0,
+                headers: Vec::new(),
+            }),
+        }
+    }
+
+    fn written(&self) -> u64 {
+        match self {
+            Target::Sync(s) => s.written,
+            Target::Async(a) => a.written,
+        }
+    }
+
+    fn validator(&self) -> Option<String> {
+        match self {
+            Target::Sync(s) => s.validator.clone(),
+            Target::Async(a) => a.validator.clone(),
+        }
+    }
+
+    fn first_answer(&mut self, status: u16, headers: Vec<(String, String)>, validator: Option<String>) {
+        match self {
+            Target::Sync(s) => (s.status, s.headers, s.validator) = (status, headers, validator),
+            Target::Async(a) => (a.status, a.headers, a.validator) = (status, headers, validator),
+        }
+    }
+}
+
+/// The async writer, lent to a transfer; returned to the target when the
+/// transfer ends or is cancelled, with every completed write counted.
+struct Lent<'a> {
+    target: &'a Mutex<Target>,
+    writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+}
+
+impl Lent<'_> {
+    async fn write(&mut self, mut part: &[u8]) -> Result<(), NetError> {
+        let w = self.writer.as_mut().ok_or_else(|| NetError::Sink("the writer is gone".into()))?;
+        while !part.is_empty() {
+            let n = w.write(part).await.map_err(|e| NetError::Sink(e.to_string()))?;
+            if n == 0 {
+                return Err(NetError::Sink("the writer accepts no more bytes".into()));
+            }
+            // Counted at once: a cancellation after this keeps the count exact.
+            if let Target::Async(a) = &mut *lock(self.target) {
+                a.written += n as u64;
+            }
+            part = &part[n..];
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Target::Async(a) = &mut *lock(self.target) {
+            a.writer = self.writer.take();
+        }
+    }
+}
 
 /// Largest body a [`Sink::Memory`] accepts: 256 MiB.
 pub const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
@@ -421,7 +533,7 @@ struct Rec {
     url: Url,
     method: RequestMethod,
     range: Option<(u64, Option<u64>)>,
-    sink: Arc<Mutex<SinkState>>,
+    sink: Arc<Mutex<Target>>,
     done: Sender<Outcome>,
     running: Option<(u32, Task<()>)>,
 }
@@ -513,7 +625,7 @@ impl DriverState {
                     .map(|(req, sink, done)| {
                         let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
                         let id = self.sched.enqueue(peer, req, now)?;
-                        let sink = Arc::new(Mutex::new(SinkState::new(sink, id, MEMORY_LIMIT)));
+                        let sink = Arc::new(Mutex::new(Target::new(sink, id)));
                         self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
                         Ok(id)
                     })
@@ -605,12 +717,15 @@ impl DriverState {
     fn finish(&mut self, ev: &DownloaderEvent) {
         let Some(rec) = self.reqs.remove(&ev.request_id()) else { return };
         drop(rec.running);
-        let state = match Arc::try_unwrap(rec.sink) {
+        let target = match Arc::try_unwrap(rec.sink) {
             Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
-            Err(shared) => std::mem::replace(&mut *lock(&shared), SinkState::new(Sink::Memory, ev.request_id(), 0)),
+            Err(shared) => std::mem::replace(
+                &mut *lock(&shared),
+                Target::Sync(SinkState::new(weir_http::Sink::Memory, ev.request_id(), 0)),
+            ),
         };
-        let outcome = match ev {
-            DownloaderEvent::RequestCompleted { .. } => {
+        let outcome = match (ev, target) {
+            (DownloaderEvent::RequestCompleted { .. }, Target::Sync(state)) => {
                 let (status, headers, bytes) = (state.status, state.headers.clone(), state.written);
                 state
                     .finish()
@@ -624,12 +739,20 @@ impl DriverState {
                     })
                     .map_err(FetchError::Failed)
             }
-            DownloaderEvent::RequestFailed { error, .. } => {
-                state.abandon();
+            // The transfer flushed the writer before it reported success.
+            (DownloaderEvent::RequestCompleted { .. }, Target::Async(a)) => {
+                Ok(Response { status: a.status, headers: a.headers, bytes: a.written, body: None, path: None })
+            }
+            (DownloaderEvent::RequestFailed { error, .. }, target) => {
+                if let Target::Sync(s) = target {
+                    s.abandon();
+                }
                 Err(FetchError::Failed(error.clone()))
             }
-            DownloaderEvent::RequestCancelled { reason, .. } => {
-                state.abandon();
+            (DownloaderEvent::RequestCancelled { reason, .. }, target) => {
+                if let Target::Sync(s) = target {
+                    s.abandon();
+                }
                 Err(FetchError::Cancelled(*reason))
             }
             _ => return,
@@ -644,7 +767,7 @@ struct Job {
     url: Url,
     method: RequestMethod,
     range: Option<(u64, Option<u64>)>,
-    sink: Arc<Mutex<SinkState>>,
+    sink: Arc<Mutex<Target>>,
 }
 
 /// Byte reports: the first at once (for `FirstByte`), then at most one per
@@ -682,8 +805,8 @@ async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>)
 
 async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) -> Result<(), NetError> {
     let (written, validator) = {
-        let s = lock(&job.sink);
-        (s.written, s.validator.clone())
+        let t = lock(&job.sink);
+        (t.written(), t.validator())
     };
     let Some(ask) = resume::ask(job.method, job.range, written, validator.as_deref()) else { return Ok(()) };
     let headers: Vec<(String, String)> = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
@@ -720,22 +843,31 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
         validator.as_deref(),
         new_validator.as_deref(),
     )?;
-    let mut cursor = {
-        let mut s = lock(&job.sink);
+    let (mut cursor, mut lent) = {
+        let mut t = lock(&job.sink);
         if plan.reset {
-            s.reset()?;
+            match &mut *t {
+                Target::Sync(s) => s.reset()?,
+                Target::Async(_) => {
+                    return Err(NetError::Protocol(
+                        "the resource changed between attempts and the async writer cannot be rewound".into(),
+                    ))
+                }
+            }
         }
-        if s.written == 0 {
-            s.status = resp.status;
-            s.headers = resp.headers.clone();
-            s.validator = new_validator;
+        if t.written() == 0 {
+            t.first_answer(resp.status, resp.headers.clone(), new_validator);
         }
-        if let Some(len) = length {
+        if let (Some(len), Target::Sync(s)) = (length, &*t) {
             if !s.fits(s.written.saturating_add(len.saturating_sub(plan.skip))) {
                 return Err(NetError::TooLarge);
             }
         }
-        resume::Cursor::new(plan, job.range, s.written)
+        let lent = match &mut *t {
+            Target::Async(a) => Some(a.writer.take()),
+            Target::Sync(_) => None,
+        };
+        (resume::Cursor::new(plan, job.range, t.written()), lent.map(|writer| Lent { target: &job.sink, writer }))
     };
     if job.method == RequestMethod::Head {
         return Ok(());
@@ -746,13 +878,24 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
         let chunk = chunk?;
         announced += chunk.len() as u64;
         let part = cursor.take(&chunk);
-        if !part.is_empty() {
-            lock(&job.sink).write(part)?;
-            report.add(part.len() as u64);
+        if part.is_empty() {
+            continue;
         }
+        match &mut lent {
+            Some(l) => l.write(part).await?,
+            None => match &mut *lock(&job.sink) {
+                Target::Sync(s) => s.write(part)?,
+                Target::Async(_) => unreachable!("an async target is lent"),
+            },
+        }
+        report.add(part.len() as u64);
     }
     if length.is_some_and(|l| announced < l) && !cursor.done() {
         return Err(NetError::Reset(format!("the body ended after {announced} of {} bytes", length.unwrap_or(0))));
     }
-    cursor.finish()
+    cursor.finish()?;
+    if let Some(w) = lent.as_mut().and_then(|l| l.writer.as_mut()) {
+        w.flush().await.map_err(|e| NetError::Sink(e.to_string()))?;
+    }
+    Ok(())
 }
