@@ -264,3 +264,41 @@ fn an_async_writer_gets_every_byte_once_across_a_resume() {
         assert_eq!(buf.lock().unwrap().len(), 30_000);
     });
 }
+
+#[test]
+fn groups_file_sinks_and_bad_input() {
+    let server = TestServer::start();
+    with(Config { max_concurrent: 1, ..cfg() }, |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let g = peer.new_group().await;
+        let running = peer.fetch(get(&server.url("/drip/100000/1000/20")).group(g), Sink::Memory).await.unwrap();
+        let queued = peer.fetch(get(&server.url("/file/10")).group(g), Sink::Memory).await.unwrap();
+        async_io::Timer::after(ms(50)).await;
+        peer.cancel_group(g);
+        assert_eq!(running.await, Err(FetchError::Cancelled(CancelReason::EpochCancel)));
+        assert_eq!(queued.await, Err(FetchError::Cancelled(CancelReason::EpochCancel)));
+        let late = peer.fetch(get(&server.url("/file/10")).group(g), Sink::Memory).await.unwrap();
+        assert_eq!(late.await, Err(FetchError::Cancelled(CancelReason::BeforeStart)));
+
+        let dir = std::env::temp_dir().join(format!("weir-async-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("f.bin");
+        let r =
+            peer.fetch(get(&server.url("/reset/80000/20000")), Sink::File(dest.clone())).await.unwrap().await.unwrap();
+        assert_eq!(r.path.as_deref(), Some(dest.as_path()));
+        assert_eq!(std::fs::read(&dest).unwrap(), content(80_000, 80_000));
+        let failed = dir.join("missing.bin");
+        assert!(peer.fetch(get(&server.url("/nope")), Sink::File(failed.clone())).await.unwrap().await.is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no partial or temporary file left");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        match peer.fetch(get("ftp://127.0.0.1/x"), Sink::Memory).await {
+            Err(EnqueueError::InvalidRequest(m)) => assert!(m.contains("ftp")),
+            other => panic!("{other:?}"),
+        }
+        peer.set_priority(RequestPriority::Low);
+        let d = peer.fetch(get(&server.url("/file/5")), Sink::Memory).await.unwrap();
+        d.set_priority(RequestPriority::High);
+        assert_eq!(d.await.unwrap().body, Some(content(5, 5)));
+    });
+}
