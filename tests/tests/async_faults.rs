@@ -165,14 +165,28 @@ fn dropping_a_download_cancels_it_and_demand_preempts_prefetch() {
         let lows: Vec<_> = (0..2).map(|_| (get(&server.url("/drip/40000/2000/10")), Sink::Memory)).collect();
         let lows = peer.fetch_all(lows).await;
         async_io::Timer::after(ms(60)).await;
-        let t = std::time::Instant::now();
-        let demand = peer.execute(high(&server.url("/file/5000"))).await.unwrap();
-        assert!(t.elapsed() < Duration::from_millis(150), "demand took {:?}", t.elapsed());
-        assert_eq!(demand.body.unwrap(), content(5000, 5000));
+        let demand = peer.fetch(high(&server.url("/file/5000")), Sink::Memory).await.unwrap();
+        let demand_id = demand.id();
+        assert_eq!(demand.await.unwrap().body.unwrap(), content(5000, 5000));
+        let low_ids: Vec<_> = lows.iter().map(|l| l.as_ref().unwrap().id()).collect();
         for l in lows {
             let body = l.unwrap().await.unwrap().body.unwrap();
             assert_eq!(fnv(&body), fnv(&content(40_000, 40_000)), "the preempted prefetch resumed exactly");
         }
+        // Order of events: a prefetch was preempted, and the demand completed
+        // before either prefetch did (each needs ~200 ms of drip).
+        let mut order = Vec::new();
+        while order.len() < 3 {
+            let (_, e) = all.recv().await.unwrap();
+            if matches!(e, DownloaderEvent::RequestPreempted { .. }) {
+                order.push(("preempted", e.request_id()));
+            } else if matches!(e, DownloaderEvent::RequestCompleted { .. }) {
+                order.push(("completed", e.request_id()));
+            }
+        }
+        assert_eq!(order[0].0, "preempted", "{order:?}");
+        assert!(low_ids.contains(&order[0].1));
+        assert_eq!(order[1], ("completed", demand_id), "{order:?}");
     });
 }
 
