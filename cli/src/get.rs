@@ -199,6 +199,7 @@ pub fn get(opts: GetOptions) -> i32 {
                 }
                 let why = match e {
                     FetchError::Cancelled(_) if interrupted.load(Ordering::SeqCst) => "interrupted".to_owned(),
+                    FetchError::Failed(e) => e.to_string(),
                     e => e.to_string(),
                 };
                 failures.push((job.url, why));
