@@ -112,6 +112,26 @@ pub fn events(outs: &[Output]) -> Vec<DownloaderEvent> {
         .collect()
 }
 
+/// The variant names of events, for asserting sequences compactly.
+#[must_use]
+pub fn event_names(ev: &[DownloaderEvent]) -> Vec<&'static str> {
+    ev.iter()
+        .map(|e| match e {
+            DownloaderEvent::RequestEnqueued { .. } => "Enqueued",
+            DownloaderEvent::RequestStarted { .. } => "Started",
+            DownloaderEvent::FirstByte { .. } => "FirstByte",
+            DownloaderEvent::LoadSlow { .. } => "LoadSlow",
+            DownloaderEvent::RequestRetrying { .. } => "Retrying",
+            DownloaderEvent::RequestPreempted { .. } => "Preempted",
+            DownloaderEvent::PriorityChanged { .. } => "PriorityChanged",
+            DownloaderEvent::RequestCompleted { .. } => "Completed",
+            DownloaderEvent::RequestFailed { .. } => "Failed",
+            DownloaderEvent::RequestCancelled { .. } => "Cancelled",
+            _ => "?",
+        })
+        .collect()
+}
+
 /// Where the checker believes a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

@@ -49,24 +49,6 @@ async fn events_of(rx: &Receiver<Event>, id: RequestId) -> Vec<DownloaderEvent> 
     v
 }
 
-fn names(ev: &[DownloaderEvent]) -> Vec<&'static str> {
-    ev.iter()
-        .map(|e| match e {
-            DownloaderEvent::RequestEnqueued { .. } => "Enqueued",
-            DownloaderEvent::RequestStarted { .. } => "Started",
-            DownloaderEvent::FirstByte { .. } => "FirstByte",
-            DownloaderEvent::LoadSlow { .. } => "LoadSlow",
-            DownloaderEvent::RequestRetrying { .. } => "Retrying",
-            DownloaderEvent::RequestPreempted { .. } => "Preempted",
-            DownloaderEvent::PriorityChanged { .. } => "PriorityChanged",
-            DownloaderEvent::RequestCompleted { .. } => "Completed",
-            DownloaderEvent::RequestFailed { .. } => "Failed",
-            DownloaderEvent::RequestCancelled { .. } => "Cancelled",
-            _ => "?",
-        })
-        .collect()
-}
-
 async fn run(peer: &PeerHandle, u: &str) -> (Outcome, Vec<DownloaderEvent>) {
     let rx = peer.subscribe();
     let d = peer.fetch(get(u), Sink::Memory).await.expect("accepted");
@@ -84,7 +66,7 @@ fn a_plain_file_arrives_byte_exact() {
         let resp = out.expect("completed");
         assert_eq!(fnv(resp.body.as_deref().unwrap()), fnv(&content(300_000, 300_000)));
         assert_eq!(resp.header("etag"), Some("\"v1-300000\""));
-        assert_eq!(names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
+        assert_eq!(event_names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
         let head = peer.fetch(Request::head(url(&server.url("/file/77"))), Sink::Memory).await.unwrap().await.unwrap();
         assert_eq!((head.status, head.header("content-length"), head.bytes), (200, Some("77"), 0));
     });
@@ -97,7 +79,10 @@ fn stalls_and_resets_resume_with_range_and_if_range() {
         let peer = dl.peer(RequestPriority::High).await;
         let (out, ev) = run(&peer, &server.url("/stall/200000/70000")).await;
         assert_eq!(fnv(out.expect("completed").body.as_deref().unwrap()), fnv(&content(200_000, 200_000)));
-        assert_eq!(names(&ev), ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]);
+        assert_eq!(
+            event_names(&ev),
+            ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]
+        );
         let seen = server.seen();
         assert_eq!(seen[1].range.as_deref(), Some("bytes=70000-"));
         assert_eq!(seen[1].if_range.as_deref(), Some("\"v1-200000\""));
@@ -117,7 +102,7 @@ fn short_bodies_statuses_and_redirect_loops_fail_clearly() {
         assert!(matches!(out, Err(FetchError::Failed(NetError::Reset(_)))), "{out:?}");
         let (out, ev) = run(&peer, &server.url("/nothing")).await;
         assert_eq!(out, Err(FetchError::Failed(NetError::Status { status: 404, retry_after: None })));
-        assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
+        assert_eq!(event_names(&ev), ["Enqueued", "Started", "Failed"]);
         match run(&peer, &server.url("/loop")).await.0 {
             Err(FetchError::Failed(NetError::Protocol(m))) => assert!(m.contains("redirect"), "{m}"),
             other => panic!("{other:?}"),
@@ -223,7 +208,7 @@ fn https_with_a_trusted_root_works_and_an_untrusted_certificate_fails() {
         let peer = dl.peer(RequestPriority::High).await;
         let (out, ev) = run(&peer, &https).await;
         assert!(matches!(out, Err(FetchError::Failed(NetError::Tls(_)))), "{out:?}");
-        assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
+        assert_eq!(event_names(&ev), ["Enqueued", "Started", "Failed"]);
     });
 }
 

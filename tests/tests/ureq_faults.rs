@@ -49,25 +49,6 @@ fn events_of(rx: &Receiver<Event>, id: RequestId) -> Vec<DownloaderEvent> {
     panic!("no terminal event for {id:?}");
 }
 
-/// The variant names of events, for sequence assertions.
-fn names(ev: &[DownloaderEvent]) -> Vec<&'static str> {
-    ev.iter()
-        .map(|e| match e {
-            DownloaderEvent::RequestEnqueued { .. } => "Enqueued",
-            DownloaderEvent::RequestStarted { .. } => "Started",
-            DownloaderEvent::FirstByte { .. } => "FirstByte",
-            DownloaderEvent::LoadSlow { .. } => "LoadSlow",
-            DownloaderEvent::RequestRetrying { .. } => "Retrying",
-            DownloaderEvent::RequestPreempted { .. } => "Preempted",
-            DownloaderEvent::PriorityChanged { .. } => "PriorityChanged",
-            DownloaderEvent::RequestCompleted { .. } => "Completed",
-            DownloaderEvent::RequestFailed { .. } => "Failed",
-            DownloaderEvent::RequestCancelled { .. } => "Cancelled",
-            _ => "?",
-        })
-        .collect()
-}
-
 fn run(peer: &PeerHandle, rx: &Receiver<Event>, u: &str) -> (Outcome, Vec<DownloaderEvent>) {
     let mut d = peer.fetch(Request::get(url(u)), Sink::Memory).expect("accepted");
     let id = d.id();
@@ -84,7 +65,7 @@ fn a_plain_file_arrives_byte_exact_with_the_plain_event_sequence() {
     assert_eq!(fnv(resp.body.as_deref().expect("memory body")), fnv(&content(300_000, 300_000)));
     assert_eq!(resp.bytes, 300_000);
     assert_eq!(resp.header("etag"), Some("\"v1-300000\""));
-    assert_eq!(names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
     assert!(matches!(ev[3], DownloaderEvent::RequestCompleted { bytes_transferred: 300_000, .. }));
 }
 
@@ -116,7 +97,7 @@ fn a_stall_mid_body_times_out_and_resumes_with_range_and_if_range() {
     let (out, ev) = run(&peer, &rx, &server.url("/stall/200000/70000"));
     let resp = out.expect("completed after a resume");
     assert_eq!(fnv(resp.body.as_deref().expect("body")), fnv(&content(200_000, 200_000)));
-    assert_eq!(names(&ev), ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]);
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]);
     assert!(matches!(&ev[3], DownloaderEvent::RequestRetrying { attempt: 2, error: NetError::Timeout, .. }));
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
@@ -155,7 +136,7 @@ fn status_503_and_429_honour_retry_after() {
     let (server, _dl, peer, rx) = setup(cfg());
     let (out, ev) = run(&peer, &rx, &server.url("/status/503/1/1"));
     assert_eq!(out.expect("completed").body.map(|b| b.len()), Some(1000));
-    assert_eq!(names(&ev), ["Enqueued", "Started", "Retrying", "Started", "FirstByte", "Completed"]);
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "Retrying", "Started", "FirstByte", "Completed"]);
     match &ev[2] {
         DownloaderEvent::RequestRetrying { delay, error, .. } => {
             assert_eq!(*delay, Duration::from_secs(1));
@@ -180,7 +161,7 @@ fn a_retry_after_beyond_the_limit_fails_at_once() {
     let (server, _dl, peer, rx) = setup(cfg());
     let (out, ev) = run(&peer, &rx, &server.url("/status/503/9/3600"));
     assert!(matches!(out, Err(FetchError::Failed(NetError::Status { status: 503, .. }))));
-    assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "Failed"]);
 }
 
 #[test]
@@ -188,7 +169,7 @@ fn not_found_fails_at_once_and_is_not_retryable() {
     let (server, _dl, peer, rx) = setup(cfg());
     let (out, ev) = run(&peer, &rx, &server.url("/nothing-here"));
     assert_eq!(out, Err(FetchError::Failed(NetError::Status { status: 404, retry_after: None })));
-    assert_eq!(names(&ev), ["Enqueued", "Started", "Failed"]);
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "Failed"]);
     assert!(matches!(ev[2], DownloaderEvent::RequestFailed { retryable: false, .. }));
 }
 

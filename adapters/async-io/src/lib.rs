@@ -53,10 +53,11 @@ pub use futures_rustls::rustls;
 pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
 pub use weir;
 use weir::{
-    CancelReason, Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request,
-    RequestId, RequestMethod, RequestPriority, Scheduler, Url,
+    Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
+    RequestMethod, RequestPriority, Scheduler, Url,
 };
-use weir_http::{resume, Delivered, SinkState};
+use weir_http::{resume, SinkState};
+pub use weir_http::{Event, FetchError, Outcome, Response};
 
 /// The destination of a download's body.
 pub enum Sink {
@@ -174,62 +175,6 @@ pub const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 /// Redirects followed per attempt before failing with [`NetError::Protocol`].
 pub const MAX_REDIRECTS: usize = 10;
 
-/// A completed download.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// Status of the first answer that carried the body.
-    pub status: u16,
-    /// Its headers.
-    pub headers: Vec<(String, String)>,
-    /// Bytes delivered to the sink.
-    pub bytes: u64,
-    /// The body, for [`Sink::Memory`].
-    pub body: Option<Vec<u8>>,
-    /// The file, for [`Sink::File`].
-    pub path: Option<std::path::PathBuf>,
-}
-
-impl Response {
-    /// The first header named `name` (case-insensitive).
-    #[must_use]
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Why a download did not complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// The scheduler refused the request.
-    Refused(EnqueueError),
-    /// The transfer failed for good.
-    Failed(NetError),
-    /// The request was cancelled.
-    Cancelled(CancelReason),
-    /// The downloader is gone.
-    Gone,
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchError::Refused(e) => write!(f, "refused: {e}"),
-            FetchError::Failed(e) => write!(f, "failed: {e}"),
-            FetchError::Cancelled(r) => write!(f, "cancelled ({r:?})"),
-            FetchError::Gone => f.write_str("the downloader is gone"),
-        }
-    }
-}
-
-impl std::error::Error for FetchError {}
-
-/// The outcome of a download.
-pub type Outcome = Result<Response, FetchError>;
-
-/// An event and the peer whose scope it belongs to.
-pub type Event = (PeerId, DownloaderEvent);
-
 enum Msg {
     AddPeer(RequestPriority, Sender<PeerId>),
     RemovePeer(PeerId),
@@ -326,7 +271,7 @@ impl Downloader {
     }
 
     /// A new peer with this priority; dropping its last handle cancels its
-    /// requests with [`CancelReason::PeerCancel`].
+    /// requests with [`CancelReason::PeerCancel`](weir::CancelReason::PeerCancel).
     ///
     /// # Panics
     /// When the driver is gone (shut down, or never polled and dropped).
@@ -343,7 +288,7 @@ impl Downloader {
         rx
     }
 
-    /// Cancel everything ([`CancelReason::DownloaderShutdown`]) and end the driver.
+    /// Cancel everything ([`CancelReason::DownloaderShutdown`](weir::CancelReason::DownloaderShutdown)) and end the driver.
     pub fn shutdown(&self) {
         let _ = self.tx.try_send(Msg::Shutdown);
     }
@@ -455,7 +400,7 @@ impl PeerHandle {
         rx.recv().await.expect("the driver is running")
     }
 
-    /// Cancel a group ([`CancelReason::EpochCancel`]).
+    /// Cancel a group ([`CancelReason::EpochCancel`](weir::CancelReason::EpochCancel)).
     pub fn cancel_group(&self, g: GroupId) {
         let _ = self.inner.tx.try_send(Msg::CancelGroup(g));
     }
@@ -475,7 +420,7 @@ impl PeerHandle {
 }
 
 /// A scheduled download: a future of its [`Outcome`]. Dropping it before it
-/// finished cancels the request ([`CancelReason::Explicit`]): cancel-safe.
+/// finished cancels the request ([`CancelReason::Explicit`](weir::CancelReason::Explicit)): cancel-safe.
 #[derive(Debug)]
 pub struct Download {
     id: RequestId,
@@ -724,38 +669,20 @@ impl DriverState {
                 Target::Sync(SinkState::new(weir_http::Sink::Memory, ev.request_id(), 0)),
             ),
         };
-        let outcome = match (ev, target) {
-            (DownloaderEvent::RequestCompleted { .. }, Target::Sync(state)) => {
-                let (status, headers, bytes) = (state.status, state.headers.clone(), state.written);
-                state
-                    .finish()
-                    .map(|d| {
-                        let (body, path) = match d {
-                            Delivered::Memory(v) => (Some(v), None),
-                            Delivered::File(p) => (None, Some(p)),
-                            Delivered::Writer => (None, None),
-                        };
-                        Response { status, headers, bytes, body, path }
-                    })
-                    .map_err(FetchError::Failed)
-            }
+        let outcome = match target {
+            Target::Sync(state) => match state.settle(ev) {
+                Some(o) => o,
+                None => return,
+            },
             // The transfer flushed the writer before it reported success.
-            (DownloaderEvent::RequestCompleted { .. }, Target::Async(a)) => {
-                Ok(Response { status: a.status, headers: a.headers, bytes: a.written, body: None, path: None })
-            }
-            (DownloaderEvent::RequestFailed { error, .. }, target) => {
-                if let Target::Sync(s) = target {
-                    s.abandon();
+            Target::Async(a) => match ev {
+                DownloaderEvent::RequestCompleted { .. } => {
+                    Ok(Response { status: a.status, headers: a.headers, bytes: a.written, body: None, path: None })
                 }
-                Err(FetchError::Failed(error.clone()))
-            }
-            (DownloaderEvent::RequestCancelled { reason, .. }, target) => {
-                if let Target::Sync(s) = target {
-                    s.abandon();
-                }
-                Err(FetchError::Cancelled(*reason))
-            }
-            _ => return,
+                DownloaderEvent::RequestFailed { error, .. } => Err(FetchError::Failed(error.clone())),
+                DownloaderEvent::RequestCancelled { reason, .. } => Err(FetchError::Cancelled(*reason)),
+                _ => return,
+            },
         };
         let _ = rec.done.try_send(outcome);
     }

@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod outcome;
 pub mod parse;
 pub mod resume;
 pub mod sink;
 
+pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
 pub use sink::{Delivered, Sink, SinkState};

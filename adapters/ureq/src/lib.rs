@@ -38,7 +38,6 @@
 mod worker;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -46,78 +45,16 @@ use std::time::{Duration, Instant};
 
 pub use weir;
 use weir::{
-    CancelReason, Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request,
-    RequestId, RequestPriority, Scheduler,
+    Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
+    RequestPriority, Scheduler,
 };
-pub use weir_http::{content_range, retry_after, ContentRange, Sink};
+pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink};
 
-use weir_http::{Delivered, SinkState};
+use weir_http::SinkState;
 use worker::{lock, AbortHandle, Job};
 
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
-
-/// A completed download.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// Status of the first answer that carried the body (200 or 206; for HEAD, its status).
-    pub status: u16,
-    /// Headers of that answer, in order.
-    pub headers: Vec<(String, String)>,
-    /// Bytes delivered to the sink.
-    pub bytes: u64,
-    /// The body, for [`Sink::Memory`].
-    pub body: Option<Vec<u8>>,
-    /// Where the file is, for [`Sink::File`].
-    pub path: Option<PathBuf>,
-}
-
-impl Response {
-    /// The first header named `name` (case-insensitive).
-    #[must_use]
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Why a download did not complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// The scheduler refused the request.
-    Refused(EnqueueError),
-    /// The transfer failed for good.
-    Failed(NetError),
-    /// The request was cancelled.
-    Cancelled(CancelReason),
-    /// The downloader is gone.
-    Gone,
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchError::Refused(e) => write!(f, "refused: {e}"),
-            FetchError::Failed(e) => write!(f, "failed: {e}"),
-            FetchError::Cancelled(r) => write!(f, "cancelled ({r:?})"),
-            FetchError::Gone => f.write_str("the downloader is gone"),
-        }
-    }
-}
-
-impl std::error::Error for FetchError {}
-
-impl From<NetError> for FetchError {
-    fn from(e: NetError) -> Self {
-        FetchError::Failed(e)
-    }
-}
-
-/// The outcome of a download.
-pub type Outcome = Result<Response, FetchError>;
-
-/// An event and the peer whose scope it belongs to.
-pub type Event = (PeerId, DownloaderEvent);
 
 /// Messages into the driver: commands from handles, reports from workers.
 pub(crate) enum Msg {
@@ -253,7 +190,7 @@ impl Downloader {
     }
 
     /// A new peer with this priority. Dropping its last handle cancels its
-    /// requests with [`CancelReason::PeerCancel`].
+    /// requests with [`CancelReason::PeerCancel`](weir::CancelReason::PeerCancel).
     ///
     /// # Panics
     /// When the driver thread is gone (it never exits before the downloader).
@@ -271,7 +208,7 @@ impl Downloader {
         rx
     }
 
-    /// Cancel everything ([`CancelReason::DownloaderShutdown`]), stop and join
+    /// Cancel everything ([`CancelReason::DownloaderShutdown`](weir::CancelReason::DownloaderShutdown)), stop and join
     /// every thread. Later fetches fail with [`EnqueueError::ShutDown`] or
     /// [`FetchError::Gone`].
     pub fn shutdown(&self) {
@@ -386,7 +323,7 @@ impl PeerHandle {
         rx.recv().expect("the driver is running")
     }
 
-    /// Cancel a group: its requests end with [`CancelReason::EpochCancel`].
+    /// Cancel a group: its requests end with [`CancelReason::EpochCancel`](weir::CancelReason::EpochCancel).
     pub fn cancel_group(&self, group: GroupId) {
         let _ = self.inner.tx.send(Msg::CancelGroup(group));
     }
@@ -406,7 +343,7 @@ impl PeerHandle {
 }
 
 /// A scheduled download. Dropping it before it finished cancels it
-/// ([`CancelReason::Explicit`]); [`Download::detach`] lets it run instead.
+/// ([`CancelReason::Explicit`](weir::CancelReason::Explicit)); [`Download::detach`] lets it run instead.
 #[derive(Debug)]
 pub struct Download {
     id: RequestId,
@@ -449,7 +386,7 @@ impl Download {
         }
     }
 
-    /// Cancel it ([`CancelReason::Explicit`]).
+    /// Cancel it ([`CancelReason::Explicit`](weir::CancelReason::Explicit)).
     pub fn cancel(&self) {
         let _ = self.tx.send(Msg::Cancel(self.id));
     }
@@ -660,31 +597,7 @@ impl Driver {
                 std::mem::replace(&mut *s, SinkState::new(Sink::Memory, ev.request_id(), 0))
             }
         };
-        let outcome = match ev {
-            DownloaderEvent::RequestCompleted { .. } => {
-                let (status, headers, bytes) = (state.status, state.headers.clone(), state.written);
-                match state.finish() {
-                    Ok(d) => {
-                        let (body, path) = match d {
-                            Delivered::Memory(v) => (Some(v), None),
-                            Delivered::File(p) => (None, Some(p)),
-                            Delivered::Writer => (None, None),
-                        };
-                        Ok(Response { status, headers, bytes, body, path })
-                    }
-                    Err(e) => Err(FetchError::Failed(e)),
-                }
-            }
-            DownloaderEvent::RequestFailed { error, .. } => {
-                state.abandon();
-                Err(FetchError::Failed(error.clone()))
-            }
-            DownloaderEvent::RequestCancelled { reason, .. } => {
-                state.abandon();
-                Err(FetchError::Cancelled(*reason))
-            }
-            _ => unreachable!("only terminal events end a request"),
-        };
+        let Some(outcome) = state.settle(ev) else { return };
         let _ = rec.done.send(outcome);
     }
 }
