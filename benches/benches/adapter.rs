@@ -71,6 +71,27 @@ fn weir_pool(urls: &[String]) -> Duration {
     t.elapsed()
 }
 
+/// The same through weir-async (driver on a background thread, default hyper transport).
+fn weir_async_pool(urls: &[String]) -> Duration {
+    let dl = weir_async::Downloader::spawn(Config { max_concurrent: WORKERS, ..Config::default() });
+    futures_lite::future::block_on(async {
+        let peer = dl.peer(RequestPriority::Low).await;
+        let t = Instant::now();
+        let items = urls
+            .iter()
+            .map(|u| {
+                let sink = weir_async::Sink::Writer(Box::new(std::io::sink()));
+                (Request::get(Url::parse(u).unwrap()), sink)
+            })
+            .collect();
+        let downloads = peer.fetch_all(items).await;
+        for d in downloads {
+            d.unwrap().await.expect("download");
+        }
+        t.elapsed()
+    })
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -86,25 +107,27 @@ fn throughput(quick: bool) {
     let nginx = Nginx::start(&files);
     let rounds = if quick { 1 } else { 5 };
     println!("throughput, {WORKERS} concurrent, nginx on 127.0.0.1, median of {rounds} rounds (alternating)");
-    println!("| workload | plain ureq pool | weir-ureq | weir / plain |");
-    println!("|---|---|---|---|");
+    println!("| workload | plain ureq pool | weir-ureq | weir-ureq / plain | weir-async | weir-async / plain |");
+    println!("|---|---|---|---|---|---|");
     for (label, prefix, n, size) in [("64 KiB files", "s", n_small, 64 * 1024u64), ("4 MiB files", "b", n_big, 4 << 20)]
     {
         let urls: Vec<String> = (0..n).map(|i| nginx.url(&format!("{prefix}{i}"))).collect();
-        let (mut p, mut w) = (Vec::new(), Vec::new());
+        let (mut p, mut w, mut a) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             p.push(plain_pool(&urls));
             w.push(weir_pool(&urls));
+            a.push(weir_async_pool(&urls));
         }
-        let (p, w) = (median(p), median(w));
+        let (p, w, a) = (median(p), median(w), median(a));
         let mbps = |d: Duration| (n as u64 * size) as f64 / d.as_secs_f64() / 1e6;
+        let cell = |d: Duration| format!("{:.0} MB/s ({:.0} ms)", mbps(d), d.as_secs_f64() * 1e3);
         println!(
-            "| {n} × {label} | {:.0} MB/s ({:.0} ms) | {:.0} MB/s ({:.0} ms) | {:.3} |",
-            mbps(p),
-            p.as_secs_f64() * 1e3,
-            mbps(w),
-            w.as_secs_f64() * 1e3,
-            mbps(w) / mbps(p)
+            "| {n} × {label} | {} | {} | {:.3} | {} | {:.3} |",
+            cell(p),
+            cell(w),
+            mbps(w) / mbps(p),
+            cell(a),
+            mbps(a) / mbps(p)
         );
     }
 }
