@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use slab::Slab;
 use url::Url;
 
-/// Host name (lower-cased by `url`) and port (known defaults filled in).
-pub(crate) type HostKey = (String, u16);
-
 #[derive(Debug)]
 struct Host {
-    key: HostKey,
+    name: Box<str>,
+    port: u16,
     /// Live requests that point at this host.
     refs: usize,
     /// Transfers to this host running now.
@@ -19,31 +17,33 @@ struct Host {
 }
 
 /// Interning table. A host lives while any live request refers to it, so the
-/// table tracks live requests, not history.
+/// table tracks live requests, not history. Looking up a known host
+/// allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
-    by_key: BTreeMap<HostKey, u32>,
+    /// Host name → (port, id) pairs (usually one).
+    by_name: BTreeMap<Box<str>, Vec<(u16, u32)>>,
     hosts: Slab<Host>,
 }
 
 impl Hosts {
-    /// The per-host key of a URL, or `None` when it has no host.
-    pub(crate) fn key_of(url: &Url) -> Option<HostKey> {
-        let host = url.host_str()?;
-        if host.is_empty() {
-            return None;
-        }
-        Some((host.to_owned(), url.port_or_known_default().unwrap_or(0)))
+    /// The per-host key of a URL: its host name (lower-cased by `url`) and
+    /// port (known defaults filled in), or `None` when it has no host.
+    pub(crate) fn key_of(url: &Url) -> Option<(&str, u16)> {
+        let host = url.host_str().filter(|h| !h.is_empty())?;
+        Some((host, url.port_or_known_default().unwrap_or(0)))
     }
 
     /// Take a reference to the host, interning it if new.
-    pub(crate) fn acquire(&mut self, key: HostKey) -> u32 {
-        if let Some(&h) = self.by_key.get(&key) {
-            self.hosts[h as usize].refs += 1;
-            return h;
+    pub(crate) fn acquire(&mut self, name: &str, port: u16) -> u32 {
+        if let Some(ports) = self.by_name.get(name) {
+            if let Some(&(_, h)) = ports.iter().find(|(p, _)| *p == port) {
+                self.hosts[h as usize].refs += 1;
+                return h;
+            }
         }
-        let h = self.hosts.insert(Host { key: key.clone(), refs: 1, running: 0 }) as u32;
-        self.by_key.insert(key, h);
+        let h = self.hosts.insert(Host { name: name.into(), port, refs: 1, running: 0 }) as u32;
+        self.by_name.entry(name.into()).or_default().push((port, h));
         h
     }
 
@@ -54,7 +54,12 @@ impl Hosts {
         if host.refs == 0 {
             debug_assert_eq!(host.running, 0);
             let host = self.hosts.remove(h as usize);
-            self.by_key.remove(&host.key);
+            if let Some(ports) = self.by_name.get_mut(&host.name) {
+                ports.retain(|&(p, _)| p != host.port);
+                if ports.is_empty() {
+                    self.by_name.remove(&host.name);
+                }
+            }
         }
     }
 
