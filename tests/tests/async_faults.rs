@@ -301,3 +301,19 @@ fn groups_file_sinks_and_bad_input() {
         assert_eq!(d.await.unwrap().body, Some(content(5, 5)));
     });
 }
+
+#[test]
+fn the_default_transport_reuses_keep_alive_connections() {
+    let files: Vec<_> = (0..4).map(|i| (format!("k{i}"), content(3000, i))).collect();
+    let nginx = weir_tests::nginx::Nginx::start_with(&files, "add_header X-Conn-Requests $connection_requests;");
+    with(Config { max_concurrent: 1, ..cfg() }, |dl| async move {
+        let peer = dl.peer(RequestPriority::High).await;
+        let mut seen = Vec::new();
+        for i in 0..4 {
+            let r = peer.execute(get(&nginx.url(&format!("k{i}")))).await.unwrap();
+            assert_eq!(r.body.as_deref(), Some(&content(3000, i as u64)[..]));
+            seen.push(r.header("x-conn-requests").unwrap_or("?").to_owned());
+        }
+        assert_eq!(seen, ["1", "2", "3", "4"], "one connection served all four");
+    });
+}

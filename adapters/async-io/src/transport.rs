@@ -6,7 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures_lite::{AsyncRead, AsyncWrite, Stream};
 use futures_rustls::rustls::pki_types::ServerName;
@@ -90,10 +91,58 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// The default transport: HTTP/1.1 with hyper over `async-net`, TLS with
-/// `futures-rustls` (ring), one connection per request (no pooling yet).
+/// `futures-rustls` (ring), keep-alive connections pooled per (scheme, host,
+/// port) for reuse by later requests.
 #[derive(Debug, Clone)]
 pub struct HyperTransport {
     tls: Arc<ClientConfig>,
+    pool: Pool,
+}
+
+/// (https, host, port).
+type Key = (bool, String, u16);
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// A connection ready for another request, and the future that drives it.
+struct Idle {
+    sender: Sender,
+    conn: Conn,
+}
+
+/// Idle keep-alive connections. Idle connections are not driven, so one the
+/// server closed meanwhile is noticed at reuse, and the request then goes
+/// out on a fresh connection.
+#[derive(Clone, Default)]
+struct Pool(Arc<Mutex<HashMap<Key, Vec<Idle>>>>);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+/// Idle connections kept per (scheme, host, port).
+const IDLE_PER_HOST: usize = 16;
+
+impl Pool {
+    fn take(&self, key: &Key) -> Option<Idle> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let idle = map.get_mut(key)?;
+        while let Some(i) = idle.pop() {
+            if !i.sender.is_closed() {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn put(&self, key: Key, idle: Idle) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let v = map.entry(key).or_default();
+        if v.len() < IDLE_PER_HOST {
+            v.push(idle);
+        }
+    }
 }
 
 impl Default for HyperTransport {
@@ -126,13 +175,13 @@ impl HyperTransport {
             .expect("ring supports TLS 1.2 and 1.3")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Self { tls: Arc::new(tls) }
+        Self { tls: Arc::new(tls), pool: Pool::default() }
     }
 
     /// With a complete rustls client configuration.
     #[must_use]
     pub fn with_tls_config(tls: Arc<ClientConfig>) -> Self {
-        Self { tls }
+        Self { tls, pool: Pool::default() }
     }
 }
 
@@ -152,10 +201,12 @@ fn map_connect(e: &std::io::Error) -> NetError {
     NetError::Connect(e.to_string())
 }
 
-/// A body that keeps driving its connection while it is read.
+/// A body that keeps driving its connection while it is read, and hands
+/// the connection back to the pool once the body is complete.
 struct HyperBody {
     conn: Option<Conn>,
     body: Incoming,
+    reuse: Option<(Sender, Pool, Key)>,
 }
 
 impl Stream for HyperBody {
@@ -171,7 +222,14 @@ impl Stream for HyperBody {
         loop {
             return match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(None) => {
+                    if let (Some(conn), Some((sender, pool, key))) = (this.conn.take(), this.reuse.take()) {
+                        if !sender.is_closed() {
+                            pool.put(key, Idle { sender, conn });
+                        }
+                    }
+                    Poll::Ready(None)
+                }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(map_hyper(&e)))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => Poll::Ready(Some(Ok(data.to_vec()))),
@@ -182,14 +240,39 @@ impl Stream for HyperBody {
     }
 }
 
-/// One request over an established connection (plain or TLS).
-async fn exchange<I>(io: I, req: &HttpRequest, authority: String) -> Result<HttpResponse, NetError>
+/// Handshake over a fresh connection (plain or TLS).
+async fn handshake<I>(io: I) -> Result<Idle, NetError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(io)).await.map_err(|e| map_hyper(&e))?;
-    let mut conn: Option<Conn> = Some(Box::pin(conn));
+    Ok(Idle { sender, conn: Box::pin(conn) })
+}
+
+/// One request over a connection; the body returns it to `pool` when done.
+async fn exchange(
+    idle: Idle,
+    req: &HttpRequest,
+    authority: String,
+    pool: Pool,
+    key: Key,
+) -> Result<HttpResponse, NetError> {
+    let Idle { mut sender, conn } = idle;
+    let mut conn = Some(conn);
+    let drive = |conn: &mut Option<Conn>, cx: &mut Context<'_>| {
+        if let Some(c) = conn.as_mut() {
+            if c.as_mut().poll(cx).is_ready() {
+                *conn = None;
+            }
+        }
+    };
+    futures_lite::future::poll_fn(|cx| {
+        drive(&mut conn, cx);
+        sender.poll_ready(cx)
+    })
+    .await
+    .map_err(|e| map_hyper(&e))?;
     let path = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
     let method = match req.method {
         RequestMethod::Get => hyper::Method::GET,
@@ -200,30 +283,28 @@ where
         builder = builder.header(k.as_str(), v.as_str());
     }
     let request = builder.body(Empty::<Bytes>::new()).map_err(|e| NetError::InvalidUrl(e.to_string()))?;
-    let mut send = std::pin::pin!(sender.send_request(request));
-    let resp = futures_lite::future::poll_fn(|cx| {
-        if let Some(c) = conn.as_mut() {
-            if c.as_mut().poll(cx).is_ready() {
-                conn = None;
-            }
-        }
-        send.as_mut().poll(cx)
-    })
-    .await
-    .map_err(|e| map_hyper(&e))?;
+    let resp = {
+        let mut send = std::pin::pin!(sender.send_request(request));
+        futures_lite::future::poll_fn(|cx| {
+            drive(&mut conn, cx);
+            send.as_mut().poll(cx)
+        })
+        .await
+        .map_err(|e| map_hyper(&e))?
+    };
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let body: BodyStream = Box::pin(HyperBody { conn, body: resp.into_body() });
+    let body: BodyStream = Box::pin(HyperBody { conn, body: resp.into_body(), reuse: Some((sender, pool, key)) });
     Ok(HttpResponse { status, headers, body })
 }
 
 impl Transport for HyperTransport {
     fn send(&self, req: HttpRequest) -> ResponseFuture {
-        let tls = Arc::clone(&self.tls);
+        let (tls, pool) = (Arc::clone(&self.tls), self.pool.clone());
         Box::pin(async move {
             let https = match req.url.scheme() {
                 "http" => false,
@@ -232,6 +313,17 @@ impl Transport for HyperTransport {
             };
             let host = req.url.host_str().ok_or_else(|| NetError::InvalidUrl("no host".into()))?.to_owned();
             let port = req.url.port_or_known_default().unwrap_or(80);
+            let authority = match req.url.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            let key: Key = (https, host.clone(), port);
+            // A pooled connection first; if it turns out dead, a fresh one (GET and HEAD are idempotent).
+            if let Some(idle) = pool.take(&key) {
+                if let Ok(resp) = exchange(idle, &req, authority.clone(), pool.clone(), key.clone()).await {
+                    return Ok(resp);
+                }
+            }
             let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
             let stream = match bare.parse::<std::net::IpAddr>() {
                 Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| map_connect(&e))?,
@@ -244,19 +336,17 @@ impl Transport for HyperTransport {
                 })?,
             };
             let _ = stream.set_nodelay(true);
-            let authority = match req.url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.clone(),
+            let idle = if https {
+                let name = ServerName::try_from(bare).map_err(|e| NetError::Tls(e.to_string()))?;
+                let tls = futures_rustls::TlsConnector::from(tls)
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| NetError::Tls(e.to_string()))?;
+                handshake(tls).await?
+            } else {
+                handshake(stream).await?
             };
-            if !https {
-                return exchange(stream, &req, authority).await;
-            }
-            let name = ServerName::try_from(bare).map_err(|e| NetError::Tls(e.to_string()))?;
-            let tls = futures_rustls::TlsConnector::from(tls)
-                .connect(name, stream)
-                .await
-                .map_err(|e| NetError::Tls(e.to_string()))?;
-            exchange(tls, &req, authority).await
+            exchange(idle, &req, authority, pool, key).await
         })
     }
 }
