@@ -383,7 +383,7 @@ impl Scheduler {
         }
         let pi = self.peer_index(peer).ok_or(EnqueueError::UnknownPeer)?;
         let group = self.classify_group(peer, req.group)?;
-        validate(&req)?;
+        let (host_name, port) = validate(&req)?;
         let cancelled = matches!(group, GroupState::Cancelled);
         let full = self.cfg.max_queued.is_some_and(|max| self.queued() >= max);
         if (full && !cancelled) || self.reqs.len() >= MAX_LIVE || self.next_seq > MAX_SEQ {
@@ -393,32 +393,28 @@ impl Scheduler {
         let id = RequestId::compose(self.next_seq, self.reqs.vacant_key());
         let order = self.next_seq as Order;
         self.next_seq += 1;
-        let host = match (&group, Hosts::key_of(&req.url)) {
-            (GroupState::Cancelled, _) | (_, None) => None,
-            (_, Some((name, port))) => Some(self.hosts.acquire(name, port)),
-        };
-        let Request { url, method, priority, range, .. } = req;
-        // One copy of the URL for the request's state; the event takes the caller's.
-        let stored: Box<str> = url.as_str().into();
-        self.out
-            .push_back(Output::Event(peer, DownloaderEvent::RequestEnqueued { request_id: id, url, method, priority }));
         let gi = match group {
             GroupState::Cancelled => {
-                self.out.push_back(Output::Event(
-                    peer,
-                    DownloaderEvent::RequestCancelled {
-                        request_id: id,
-                        reason: CancelReason::BeforeStart,
-                        bytes_transferred: 0,
-                    },
-                ));
+                let Request { url, method, priority, .. } = req;
+                let enqueued = DownloaderEvent::RequestEnqueued { request_id: id, url, method, priority };
+                let cancelled = DownloaderEvent::RequestCancelled {
+                    request_id: id,
+                    reason: CancelReason::BeforeStart,
+                    bytes_transferred: 0,
+                };
+                self.out.push_back(Output::Event(peer, enqueued));
+                self.out.push_back(Output::Event(peer, cancelled));
                 return Ok(id);
             }
             GroupState::Live(g) => Some(g),
             GroupState::None => None,
         };
-
-        let host = host.expect("validated requests have a host");
+        let host = self.hosts.acquire(host_name, port);
+        let Request { url, method, priority, range, .. } = req;
+        // One copy of the URL for the request's state; the event takes the caller's.
+        let stored: Box<str> = url.as_str().into();
+        self.out
+            .push_back(Output::Event(peer, DownloaderEvent::RequestEnqueued { request_id: id, url, method, priority }));
         let key = self.reqs.insert(Req {
             id,
             peer: pi,
@@ -1020,19 +1016,19 @@ pub struct Footprint {
     pub waiting_peers: usize,
 }
 
-/// Check a request before accepting it.
-fn validate(req: &Request) -> Result<(), EnqueueError> {
+/// Check a request before accepting it; returns its per-host key.
+fn validate(req: &Request) -> Result<(&str, u16), EnqueueError> {
     let scheme = req.url.scheme();
     if scheme != "http" && scheme != "https" {
         return Err(EnqueueError::InvalidRequest(format!("unsupported scheme {scheme:?} (only http and https)")));
     }
-    Hosts::key_of(&req.url).ok_or_else(|| EnqueueError::InvalidRequest("the URL has no host".into()))?;
+    let host = Hosts::key_of(&req.url).ok_or_else(|| EnqueueError::InvalidRequest("the URL has no host".into()))?;
     if let Some((start, Some(end))) = req.range {
         if start > end {
             return Err(EnqueueError::InvalidRequest(format!("range start {start} is past its end {end}")));
         }
     }
-    Ok(())
+    Ok(host)
 }
 
 /// bytes × 8 × 10⁹ / max(ns, 1), saturating.
