@@ -42,7 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
@@ -56,6 +56,7 @@ use weir::{
     Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
     RequestMethod, RequestPriority, Scheduler, Url,
 };
+use weir_http::report::Coalescer;
 use weir_http::{resume, SinkState};
 pub use weir_http::{Event, FetchError, Outcome, Response};
 
@@ -697,34 +698,34 @@ struct Job {
     sink: Arc<Mutex<Target>>,
 }
 
-/// Byte reports: the first at once (for `FirstByte`), then at most one per
-/// 20 ms or 1 MiB; the rest when the attempt ends.
+/// Sends byte reports to the driver as `weir_http::report` paces them.
 struct Reporter {
     tx: Sender<Msg>,
     id: RequestId,
     attempt: u32,
-    pending: u64,
-    last: Option<Instant>,
+    pace: Coalescer,
 }
 
 impl Reporter {
-    fn add(&mut self, n: u64) {
-        self.pending += n;
-        if self.last.map_or(true, |t| t.elapsed() >= Duration::from_millis(20)) || self.pending >= 1 << 20 {
-            self.flush();
+    fn send(&self, n: Option<u64>) {
+        if let Some(n) = n {
+            let _ = self.tx.try_send(Msg::Bytes { id: self.id, attempt: self.attempt, n });
         }
     }
+
+    fn add(&mut self, n: u64) {
+        let due = self.pace.add(n);
+        self.send(due);
+    }
+
     fn flush(&mut self) {
-        if self.pending > 0 {
-            let _ = self.tx.try_send(Msg::Bytes { id: self.id, attempt: self.attempt, n: self.pending });
-            self.pending = 0;
-            self.last = Some(Instant::now());
-        }
+        let rest = self.pace.take();
+        self.send(rest);
     }
 }
 
 async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>) {
-    let mut report = Reporter { tx: reports.clone(), id: job.id, attempt: job.attempt, pending: 0, last: None };
+    let mut report = Reporter { tx: reports.clone(), id: job.id, attempt: job.attempt, pace: Coalescer::default() };
     let result = attempt(&*transport, &job, &mut report).await;
     report.flush();
     let _ = reports.try_send(Msg::Finished { id: job.id, attempt: job.attempt, result });

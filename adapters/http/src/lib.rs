@@ -11,6 +11,7 @@
 
 pub mod outcome;
 pub mod parse;
+pub mod report;
 pub mod resume;
 pub mod sink;
 

@@ -6,11 +6,11 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use weir::{NetError, RequestId, RequestMethod, Url};
 
+use weir_http::report::Coalescer;
 use weir_http::{resume, SinkState};
 
 use crate::Msg;
@@ -18,43 +18,33 @@ use crate::Msg;
 /// Read buffer per worker.
 const CHUNK: usize = 64 * 1024;
 
-/// Byte reports are coalesced to at most one per this interval (or per
-/// `REPORT_BYTES`) after the first, which goes at once for `FirstByte`.
-const REPORT_EVERY: Duration = Duration::from_millis(20);
-const REPORT_BYTES: u64 = 1 << 20;
-
-/// Coalesces byte reports to the driver, so a fast transfer does not wake
-/// it for every chunk. Whatever is pending goes out when the attempt ends
-/// (on drop), before the worker reports the end.
+/// Sends byte reports to the driver as `weir_http::report` paces them; what
+/// is pending goes out when the attempt ends (on drop), before the worker
+/// reports the end.
 struct Reporter<'a> {
     tx: &'a Sender<Msg>,
     id: RequestId,
     attempt: u32,
-    pending: u64,
-    last: Option<Instant>,
+    pace: Coalescer,
 }
 
 impl Reporter<'_> {
-    fn add(&mut self, n: u64) {
-        self.pending += n;
-        let due = self.last.map_or(true, |t| t.elapsed() >= REPORT_EVERY);
-        if due || self.pending >= REPORT_BYTES {
-            self.flush();
+    fn send(&self, n: Option<u64>) {
+        if let Some(n) = n {
+            let _ = self.tx.send(Msg::Bytes { id: self.id, attempt: self.attempt, n });
         }
     }
 
-    fn flush(&mut self) {
-        if self.pending > 0 {
-            let _ = self.tx.send(Msg::Bytes { id: self.id, attempt: self.attempt, n: self.pending });
-            self.pending = 0;
-            self.last = Some(Instant::now());
-        }
+    fn add(&mut self, n: u64) {
+        let due = self.pace.add(n);
+        self.send(due);
     }
 }
 
 impl Drop for Reporter<'_> {
     fn drop(&mut self) {
-        self.flush();
+        let rest = self.pace.take();
+        self.send(rest);
     }
 }
 
@@ -172,7 +162,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
         return Ok(());
     }
     let mut reader = resp.into_body().into_reader();
-    let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pending: 0, last: None };
+    let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pace: Coalescer::default() };
     while !cursor.done() {
         let n = match reader.read(buf) {
             Ok(0) => break,
