@@ -63,13 +63,6 @@ pub(crate) enum Msg {
     SetPeerPriority(PeerId, RequestPriority),
     NewGroup(PeerId, Sender<GroupId>),
     CancelGroup(GroupId),
-    Fetch {
-        peer: PeerId,
-        req: Request,
-        sink: Sink,
-        reply: Sender<Result<RequestId, EnqueueError>>,
-        done: Sender<Outcome>,
-    },
     FetchMany {
         peer: PeerId,
         items: Vec<(Request, Sink, Sender<Outcome>)>,
@@ -262,12 +255,7 @@ impl PeerHandle {
     /// # Errors
     /// The scheduler's [`EnqueueError`] (bad URL, full queue, shut down, …).
     pub fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
-        let (reply, reply_rx) = mpsc::channel();
-        let (done, done_rx) = mpsc::channel();
-        let msg = Msg::Fetch { peer: self.inner.id, req, sink, reply, done };
-        self.inner.tx.send(msg).map_err(|_| EnqueueError::ShutDown)?;
-        let id = reply_rx.recv().map_err(|_| EnqueueError::ShutDown)??;
-        Ok(Download { id, rx: done_rx, tx: self.inner.tx.clone(), finished: false })
+        self.fetch_all(vec![(req, sink)]).pop().unwrap_or(Err(EnqueueError::ShutDown))
     }
 
     /// Schedule many downloads in one round trip to the driver: they are
@@ -488,9 +476,6 @@ impl Driver {
                 let _ = reply.send(self.sched.new_group(p));
             }
             Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
-            Msg::Fetch { peer, req, sink, reply, done } => {
-                let _ = reply.send(self.enqueue(peer, req, sink, done, now));
-            }
             Msg::FetchMany { peer, items, reply } => {
                 let ids = items.into_iter().map(|(req, sink, done)| self.enqueue(peer, req, sink, done, now)).collect();
                 let _ = reply.send(ids);
