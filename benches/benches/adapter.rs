@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use weir::{Config, DownloaderEvent, Request, RequestPriority, Url};
 use weir_tests::nginx::Nginx;
-use weir_tests::server::{content, TestServer};
+use weir_tests::server::{content, FaultServer};
 use weir_ureq::{Downloader, Sink};
 
 const WORKERS: usize = 8;
@@ -133,7 +133,7 @@ fn throughput(quick: bool) {
 }
 
 /// Arrival → first byte of a High request while 8 slow Low downloads run.
-fn weir_demand(server: &TestServer, cfg: Config, slow: &str) -> Duration {
+fn weir_demand(server: &FaultServer, cfg: Config, slow: &str) -> Duration {
     let dl = Downloader::new(cfg);
     let events = dl.subscribe();
     let peer = dl.peer(RequestPriority::High);
@@ -172,7 +172,7 @@ fn weir_demand(server: &TestServer, cfg: Config, slow: &str) -> Duration {
 }
 
 /// A plain FIFO pool: 8 workers, the High request queued behind the Low ones.
-fn fifo_demand(server: &TestServer, slow: &str) -> Duration {
+fn fifo_demand(server: &FaultServer, slow: &str) -> Duration {
     let (tx, rx) = mpsc::channel::<(String, Option<mpsc::Sender<Instant>>)>();
     let rx = Arc::new(Mutex::new(rx));
     let threads: Vec<_> = (0..WORKERS)
@@ -210,7 +210,7 @@ fn fifo_demand(server: &TestServer, slow: &str) -> Duration {
 }
 
 fn demand_latency(quick: bool) {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     // Each Low download drips 40 KiB in 2 KiB chunks every 25 ms: ~0.5 s.
     let slow = "/drip/40960/2048/25";
     let base = Config { max_concurrent: WORKERS, ..Config::default() };

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use weir::{Config, PeerId, Request, RequestPriority, RetryPolicy, Url};
 use weir_ureq::{Download, Downloader, Sink};
 
-use crate::server::TestServer;
 use crate::ui::{event_json, peer_name, Bars, Counting, Summary};
+use weir_faultserver::FaultServer;
 
 fn fetch(peer: &weir_ureq::PeerHandle, bars: &Bars, url: &str, req: Request, label: &str) -> Option<Download> {
     let id = Arc::new(Mutex::new(None));
@@ -29,7 +29,7 @@ fn fetch(peer: &weir_ureq::PeerHandle, bars: &Bars, url: &str, req: Request, lab
 
 /// Run the demo; returns the exit code.
 pub fn demo(events: bool) -> i32 {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let t0 = Instant::now();
     let cfg = Config {
         max_concurrent: 4,

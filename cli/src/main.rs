@@ -5,9 +5,6 @@
 
 mod demo;
 mod get;
-#[allow(dead_code)]
-#[path = "../../tests/src/server.rs"]
-mod server;
 mod ui;
 
 use std::path::PathBuf;

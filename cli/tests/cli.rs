@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use weir_tests::server::{content, TestServer};
+use weir_tests::server::{content, FaultServer};
 
 fn weir(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weir")).args(args).output().expect("run weir")
@@ -52,7 +52,7 @@ fn demo_events_are_json_lines() {
 
 #[test]
 fn get_downloads_byte_exact_files_and_lists_failures() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dir = tempdir("get");
     let d = dir.to_str().unwrap();
     let out = weir(&["get", "-o", d, &server.url("/file/70000"), &server.url("/named/1234/data.bin")]);
@@ -73,7 +73,7 @@ fn get_downloads_byte_exact_files_and_lists_failures() {
 
 #[test]
 fn get_refuses_path_traversal() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let root = tempdir("traversal");
     let dir = root.join("a").join("b");
     std::fs::create_dir_all(&dir).unwrap();
@@ -87,7 +87,7 @@ fn get_refuses_path_traversal() {
 
 #[test]
 fn get_resumes_a_partial_file_from_an_earlier_run() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dir = tempdir("resume");
     let body = content(100_000, 100_000);
     std::fs::write(dir.join("100000.part"), &body[..40_000]).unwrap();
@@ -101,7 +101,7 @@ fn get_resumes_a_partial_file_from_an_earlier_run() {
 
 #[test]
 fn get_reads_urls_from_a_file_and_stdin() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dir = tempdir("list");
     let list = dir.join("urls.txt");
     std::fs::write(&list, format!("# a comment\n{}\n\n{}\n", server.url("/file/11"), server.url("/file/12"))).unwrap();
@@ -135,7 +135,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn head_shows_status_size_and_headers() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let out = weir(&["head", &server.url("/file/4321")]);
     assert!(out.status.success());
     let s = text(&out.stdout);

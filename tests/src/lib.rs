@@ -20,7 +20,7 @@
 pub mod model;
 pub mod nginx;
 pub mod ops;
-pub mod server;
+pub use weir_faultserver as server;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

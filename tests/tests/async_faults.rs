@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_channel::Receiver;
 use futures_lite::future;
 use weir_async::{Downloader, Event, FetchError, Outcome, PeerHandle, Sink};
-use weir_tests::server::{content, fnv, TestServer};
+use weir_tests::server::{content, fnv, FaultServer};
 use weir_tests::*;
 
 fn cfg() -> Config {
@@ -59,7 +59,7 @@ async fn run(peer: &PeerHandle, u: &str) -> (Outcome, Vec<DownloaderEvent>) {
 
 #[test]
 fn a_plain_file_arrives_byte_exact() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     with(cfg(), |dl| async move {
         let peer = dl.peer(RequestPriority::High).await;
         let (out, ev) = run(&peer, &server.url("/file/300000")).await;
@@ -74,7 +74,7 @@ fn a_plain_file_arrives_byte_exact() {
 
 #[test]
 fn stalls_and_resets_resume_with_range_and_if_range() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     with(cfg(), |dl| async move {
         let peer = dl.peer(RequestPriority::High).await;
         let (out, ev) = run(&peer, &server.url("/stall/200000/70000")).await;
@@ -94,7 +94,7 @@ fn stalls_and_resets_resume_with_range_and_if_range() {
 
 #[test]
 fn short_bodies_statuses_and_redirect_loops_fail_clearly() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let c = Config { retry: RetryPolicy { max_retries: 1, ..cfg().retry }, ..cfg() };
     with(c, |dl| async move {
         let peer = dl.peer(RequestPriority::High).await;
@@ -120,7 +120,7 @@ fn short_bodies_statuses_and_redirect_loops_fail_clearly() {
 
 #[test]
 fn ignored_ranges_and_changed_etags_keep_bodies_exact() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     with(cfg(), |dl| async move {
         let peer = dl.peer(RequestPriority::High).await;
         let (out, _) = run(&peer, &server.url("/norange/120000/40000")).await;
@@ -132,7 +132,7 @@ fn ignored_ranges_and_changed_etags_keep_bodies_exact() {
 
 #[test]
 fn dropping_a_download_cancels_it_and_demand_preempts_prefetch() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     with(Config { preempt_low: true, ..cfg() }, |dl| async move {
         let all = dl.subscribe();
         let peer = dl.peer(RequestPriority::High).await;
@@ -175,6 +175,8 @@ fn dropping_a_download_cancels_it_and_demand_preempts_prefetch() {
     });
 }
 
+/// Needs nginx: compiled only with `WEIR_NGINX=1`.
+#[cfg(weir_nginx)]
 #[test]
 fn https_with_a_trusted_root_works_and_an_untrusted_certificate_fails() {
     use std::sync::Arc;
@@ -242,7 +244,7 @@ impl futures_lite::AsyncWrite for Shared {
 
 #[test]
 fn an_async_writer_gets_every_byte_once_across_a_resume() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     with(cfg(), |dl| async move {
         let peer = dl.peer(RequestPriority::High).await;
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -266,7 +268,7 @@ fn an_async_writer_gets_every_byte_once_across_a_resume() {
 
 #[test]
 fn groups_file_sinks_and_bad_input() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     with(Config { max_concurrent: 1, ..cfg() }, |dl| async move {
         let peer = dl.peer(RequestPriority::High).await;
         let g = peer.new_group().await;
@@ -302,6 +304,8 @@ fn groups_file_sinks_and_bad_input() {
     });
 }
 
+/// Needs nginx: compiled only with `WEIR_NGINX=1`.
+#[cfg(weir_nginx)]
 #[test]
 fn the_default_transport_reuses_keep_alive_connections() {
     let files: Vec<_> = (0..4).map(|i| (format!("k{i}"), content(3000, i))).collect();

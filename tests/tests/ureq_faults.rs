@@ -4,7 +4,7 @@
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use weir_tests::server::{content, fnv, TestServer};
+use weir_tests::server::{content, fnv, FaultServer};
 use weir_tests::*;
 use weir_ureq::{Downloader, Event, FetchError, Outcome, PeerHandle, Sink};
 
@@ -20,8 +20,8 @@ fn cfg() -> Config {
     }
 }
 
-fn setup(c: Config) -> (TestServer, Downloader, PeerHandle, Receiver<Event>) {
-    let server = TestServer::start();
+fn setup(c: Config) -> (FaultServer, Downloader, PeerHandle, Receiver<Event>) {
+    let server = FaultServer::start();
     let dl = Downloader::new(c);
     let peer = dl.peer(RequestPriority::High);
     let events = peer.subscribe();
@@ -211,7 +211,7 @@ fn a_resource_that_changes_between_attempts_starts_over() {
             Ok(())
         }
     }
-    let server2 = TestServer::start();
+    let server2 = FaultServer::start();
     let d = peer.fetch(get(&server2.url("/etag/90000/30000")), Sink::Writer(Box::new(Shared(buf.clone())))).unwrap();
     match d.wait() {
         Err(FetchError::Failed(NetError::Protocol(m))) => assert!(m.contains("changed"), "{m}"),

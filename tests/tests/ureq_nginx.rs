@@ -2,6 +2,8 @@
 //! range requests, HEAD, file sinks. `.ci/run` installs nginx when missing
 //! (`apt-get install -y nginx`); this test starts its own with a config in a
 //! temporary directory and stops it at the end, even when it fails.
+//! Opt-in: compiled only with `WEIR_NGINX=1` (see `tests/build.rs`).
+#![cfg(weir_nginx)]
 
 use weir_tests::nginx::Nginx;
 use weir_tests::server::{content, fnv};

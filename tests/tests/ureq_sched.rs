@@ -3,7 +3,7 @@
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use weir_tests::server::{content, fnv, TestServer};
+use weir_tests::server::{content, fnv, FaultServer};
 use weir_tests::*;
 use weir_ureq::{Downloader, Event, FetchError, Sink};
 
@@ -51,7 +51,7 @@ fn completed_order(ev: &[DownloaderEvent]) -> Vec<RequestId> {
 
 #[test]
 fn with_one_slot_requests_complete_in_priority_order() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dl = Downloader::new(cfg(1));
     let all = dl.subscribe();
     let peer = dl.peer(RequestPriority::Low);
@@ -70,7 +70,7 @@ fn with_one_slot_requests_complete_in_priority_order() {
 
 #[test]
 fn with_preemption_demand_starts_at_once_and_the_victim_resumes_byte_exact() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dl = Downloader::new(Config { preempt_low: true, ..cfg(1) });
     let all = dl.subscribe();
     let peer = dl.peer(RequestPriority::High);
@@ -92,7 +92,7 @@ fn with_preemption_demand_starts_at_once_and_the_victim_resumes_byte_exact() {
 
 #[test]
 fn groups_cancel_running_and_queued_and_refuse_late_requests() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dl = Downloader::new(cfg(1));
     let peer = dl.peer(RequestPriority::High);
     let g = peer.new_group();
@@ -109,7 +109,7 @@ fn groups_cancel_running_and_queued_and_refuse_late_requests() {
 
 #[test]
 fn dropping_a_download_or_a_peer_cancels_with_the_right_reason() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dl = Downloader::new(cfg(2));
     let all = dl.subscribe();
     let peer = dl.peer(RequestPriority::Low);
@@ -135,7 +135,7 @@ fn dropping_a_download_or_a_peer_cancels_with_the_right_reason() {
 
 #[test]
 fn batch_returns_outcomes_in_input_order_and_execute_is_blocking() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let dl = Downloader::new(cfg(3));
     let peer = dl.peer(RequestPriority::High);
     let reqs = vec![
@@ -155,8 +155,8 @@ fn batch_returns_outcomes_in_input_order_and_execute_is_blocking() {
 
 #[test]
 fn per_host_limits_hold_across_two_loopback_hosts() {
-    let a = TestServer::start_on("127.0.0.1");
-    let b = TestServer::start_on("127.0.0.2");
+    let a = FaultServer::start_on("127.0.0.1");
+    let b = FaultServer::start_on("127.0.0.2");
     let dl = Downloader::new(Config { max_per_host: Some(1), ..cfg(4) });
     let all = dl.subscribe();
     let peer = dl.peer(RequestPriority::Low);

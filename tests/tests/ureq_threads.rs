@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use weir_tests::server::TestServer;
+use weir_tests::server::FaultServer;
 use weir_tests::*;
 use weir_ureq::{Downloader, FetchError, Sink};
 
@@ -14,7 +14,7 @@ fn threads() -> usize {
 
 #[test]
 fn dropping_the_downloader_mid_transfer_cancels_and_joins_every_thread() {
-    let server = TestServer::start();
+    let server = FaultServer::start();
     let before = threads();
     let dl = Downloader::new(Config { max_concurrent: 4, ..Config::default() });
     assert_eq!(threads(), before + 5, "a driver and four workers");

@@ -1,9 +1,30 @@
-//! A loopback HTTP/1.1 test server that misbehaves on purpose.
+//! # weir-faultserver: a loopback HTTP/1.1 server that misbehaves on purpose
 //!
-//! Deliberately small and built on `std::net`: the broken modes (stall,
-//! reset, lying `Content-Length`, changing `ETag`) need control no real
-//! server gives. One request per connection (`Connection: close`). Every
-//! wait is bounded, and dropping the server stops every thread it started.
+//! Download code is only as good as its handling of servers that stall,
+//! reset, lie about lengths, ignore `Range`, change the resource between
+//! two requests or answer `429`/`503` with `Retry-After`. Real servers do
+//! all of that, rarely and never on demand; this one does it on the path
+//! you ask for, so a test can pin the behaviour down. weir's own tests and
+//! `weir demo` run against it.
+//!
+//! Deliberately small and built on `std::net`: the broken modes need control
+//! no real server gives. It binds loopback addresses only (`127.0.0.0/8`,
+//! e.g. `127.0.0.2` as a second host), one request per connection
+//! (`Connection: close`), every wait is bounded, and dropping the server
+//! stops every thread it started. It records what it saw ([`FaultServer::seen`],
+//! [`FaultServer::hits`]) so a test can assert what the client asked for.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! let server = weir_faultserver::FaultServer::start();
+//! let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+//! conn.write_all(b"GET /file/5 HTTP/1.1\r\nHost: x\r\nRange: bytes=2-\r\n\r\n").unwrap();
+//! let mut answer = Vec::new();
+//! conn.read_to_end(&mut answer).unwrap();
+//! assert!(answer.starts_with(b"HTTP/1.1 206"));
+//! assert!(answer.ends_with(&weir_faultserver::content(5, 5)[2..]));
+//! assert_eq!(server.seen()[0].range.as_deref(), Some("bytes=2-"));
+//! ```
 //!
 //! Routes (numbers are byte counts unless noted):
 //!
@@ -22,6 +43,8 @@
 //! | `/bigclaim` | claims 2 GiB, sends 10 bytes, closes |
 //! | `/empty` | 200, empty body |
 //! | anything else | 404 |
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -71,14 +94,14 @@ struct State {
 }
 
 /// The running server. Dropping it stops it.
-pub struct TestServer {
+pub struct FaultServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<State>>,
     accept: Option<JoinHandle<()>>,
 }
 
-impl TestServer {
+impl FaultServer {
     /// Start on 127.0.0.1 and a free port.
     #[must_use]
     pub fn start() -> Self {
@@ -143,7 +166,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl Drop for FaultServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.accept.take() {
