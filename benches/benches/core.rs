@@ -39,7 +39,7 @@ struct World {
 }
 
 fn prio(i: usize) -> RequestPriority {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         RequestPriority::High
     } else {
         RequestPriority::Low

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use weir::{Config, PeerId, Request, RequestPriority, RetryPolicy, Url};
 use weir_ureq::{Download, Downloader, Sink};
 
-use crate::ui::{event_json, peer_name, Bars, Counting, Summary};
+use crate::ui::{event_json, peer_name, say, Bars, Counting, Summary};
 use weir_faultserver::FaultServer;
 
 fn fetch(peer: &weir_ureq::PeerHandle, bars: &Bars, url: &str, req: Request, label: &str) -> Option<Download> {
@@ -57,7 +57,7 @@ pub fn demo(events: bool) -> i32 {
             for (p, e) in all {
                 let who = peer_name(&names, p);
                 if events {
-                    println!("{}", event_json(&who, &e));
+                    say(format_args!("{}", event_json(&who, &e)));
                 }
                 let id = e.request_id();
                 match &e {
@@ -107,12 +107,12 @@ pub fn demo(events: bool) -> i32 {
     std::thread::sleep(Duration::from_millis(700));
 
     // The user seeks: the old epoch's prefetch is obsolete.
-    let say = |line: String| {
+    let narrate = |line: String| {
         if !events {
             bars.println(&line);
         }
     };
-    say(format!("{:>6} ms  seek: cancel the prefetch epoch", t0.elapsed().as_millis()));
+    narrate(format!("{:>6} ms  seek: cancel the prefetch epoch", t0.elapsed().as_millis()));
     player.cancel_group(epoch);
     let epoch2 = player.new_group();
     let p = "/file/1200000";
@@ -123,7 +123,7 @@ pub fn demo(events: bool) -> i32 {
     }
     // The catalogue's index turns out to be urgent.
     if let Some(d) = downloads.get(8) {
-        say(format!("{:>6} ms  priority change: {} -> High", t0.elapsed().as_millis(), d.id()));
+        narrate(format!("{:>6} ms  priority change: {} -> High", t0.elapsed().as_millis(), d.id()));
         d.set_priority(RequestPriority::High);
     }
 
@@ -136,7 +136,7 @@ pub fn demo(events: bool) -> i32 {
     drop(dl);
     let _ = printer.join();
     if !events {
-        println!("weir demo finished in {:.1} s\n", t0.elapsed().as_secs_f64());
+        say(format_args!("weir demo finished in {:.1} s\n", t0.elapsed().as_secs_f64()));
         print!("{}", summary.lock().expect("summary").table());
     }
     0

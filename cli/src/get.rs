@@ -11,7 +11,7 @@ use std::time::Duration;
 use weir::{Config, Request, RequestPriority, RetryPolicy, Url};
 use weir_ureq::{Download, Downloader, FetchError, Sink};
 
-use crate::ui::{event_json, Bars, Counting};
+use crate::ui::{event_json, say, Bars, Counting};
 
 /// Options of `weir get`.
 pub struct GetOptions {
@@ -27,37 +27,34 @@ pub struct GetOptions {
     pub quiet: bool,
 }
 
-/// A safe file name for a URL: its last path segment, percent-decoded, with
-/// separators and control characters replaced, never `.`/`..`/hidden.
-pub fn file_name(url: &Url) -> String {
-    let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
-    let decoded = percent_decode(last);
-    let mut name: String =
-        decoded.chars().map(|c| if c == '/' || c == '\\' || c.is_control() || c == ':' { '_' } else { c }).collect();
-    name = name.trim_start_matches('.').to_owned();
-    if name.is_empty() {
-        name = "index.html".to_owned();
-    }
-    name.chars().take(200).collect()
+/// Longest file name, in bytes, leaving room for the `.part` suffix within
+/// the 255 bytes most file systems allow.
+const NAME_MAX: usize = 250;
+
+/// Characters that may not appear in a name: path separators, `:`, every
+/// C0/C1 control, and the bidi controls that make a name display as
+/// something else (U+202E turns `evil\u{202E}gnp.exe` into `evilexe.png`).
+fn forbidden(c: char) -> bool {
+    matches!(c, '/' | '\\' | ':' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || c.is_control()
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
+/// A safe file name for a URL: its last path segment, percent-decoded, with
+/// separators, controls and bidi controls replaced, never `.`/`..`/hidden,
+/// at most [`NAME_MAX`] bytes cut on a character boundary.
+pub fn file_name(url: &Url) -> String {
+    let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+    let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
+    let name: String = decoded.chars().map(|c| if forbidden(c) { '_' } else { c }).collect();
+    let name = name.trim_start_matches('.');
+    if name.is_empty() {
+        return "index.html".to_owned();
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut end = name.len().min(NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
 }
 
 fn read_list(input: &str) -> std::io::Result<Vec<String>> {
@@ -126,7 +123,7 @@ pub fn get(opts: GetOptions) -> i32 {
         std::thread::spawn(move || {
             for (_, e) in events {
                 if json {
-                    println!("{}", event_json("get", &e));
+                    say(format_args!("{}", event_json("get", &e)));
                 }
                 bars.event(&e);
             }
@@ -239,11 +236,11 @@ pub fn head(urls: &[String]) -> i32 {
             .and_then(|url| peer.execute(Request::head(url)).map_err(|e| e.to_string()));
         match result {
             Ok(resp) => {
-                println!("{u}");
-                println!("  status: {}", resp.status);
-                println!("  size:   {}", resp.header("content-length").unwrap_or("unknown"));
+                say(format_args!("{u}"));
+                say(format_args!("  status: {}", resp.status));
+                say(format_args!("  size:   {}", resp.header("content-length").unwrap_or("unknown")));
                 for (k, v) in &resp.headers {
-                    println!("  {k}: {v}");
+                    say(format_args!("  {k}: {v}"));
                 }
             }
             Err(e) => {
@@ -275,11 +272,26 @@ mod tests {
             ("http://h/.hidden", "hidden"),
             ("http://h/a%20b.txt", "a b.txt"),
             ("http://h/x%5C..%5Cy", "x_.._y"),
+            ("http://h/evil%E2%80%AEgnp.exe", "evil_gnp.exe"),
+            ("http://h/a%C2%85b%07c", "a_b_c"),
+            ("http://h/%E2%81%A6x%E2%80%8F", "_x_"),
+            ("http://h/bad%FFutf8", "bad\u{FFFD}utf8"),
         ];
         for (u, want) in cases {
             let name = file_name(&Url::parse(u).unwrap());
             assert_eq!(name, want, "{u}");
             assert!(inside(Path::new("/out"), &Path::new("/out").join(&name)), "{u} -> {name}");
         }
+    }
+
+    #[test]
+    fn long_names_are_cut_by_bytes_on_a_character_boundary() {
+        // 200 three-byte characters: 600 bytes, over every file system's limit.
+        let url = Url::parse(&format!("http://h/{}", "%E2%82%AC".repeat(200))).unwrap();
+        let name = file_name(&url);
+        assert!(name.len() <= NAME_MAX && name.len() > NAME_MAX - 3, "{} bytes", name.len());
+        assert!(name.chars().all(|c| c == '\u{20AC}'), "cut on a boundary");
+        let short = file_name(&Url::parse("http://h/short.bin").unwrap());
+        assert_eq!(short, "short.bin");
     }
 }

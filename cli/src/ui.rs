@@ -9,67 +9,26 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir::{DownloaderEvent, PeerId, RequestId, RequestPriority};
 
-/// Escape a string for JSON.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Print a line on stdout. A closed pipe (`weir get --events | head`) is
+/// not an error worth a panic: the line is dropped.
+pub fn say(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
+/// One line of `--events`: the peer's name, then the event as the `weir`
+/// crate serializes it (`"event"` names the variant in snake case, every
+/// field follows; durations in seconds, errors as `{"kind", "detail"}`).
+#[derive(serde::Serialize)]
+struct EventLine<'a> {
+    peer: &'a str,
+    #[serde(flatten)]
+    event: &'a DownloaderEvent,
 }
 
 /// One event as a JSON object on one line.
-pub fn event_json(peer: &str, e: &DownloaderEvent) -> String {
-    let id = e.request_id().seq();
-    let body = match e {
-        DownloaderEvent::RequestEnqueued { url, method, priority, .. } => format!(
-            "\"event\":\"enqueued\",\"url\":{},\"method\":\"{method:?}\",\"priority\":\"{priority:?}\"",
-            json_str(url.as_str())
-        ),
-        DownloaderEvent::RequestStarted { wait_in_queue, attempt, .. } => {
-            format!("\"event\":\"started\",\"wait_in_queue_ms\":{},\"attempt\":{attempt}", ms(*wait_in_queue))
-        }
-        DownloaderEvent::FirstByte { latency, .. } => format!("\"event\":\"first_byte\",\"latency_ms\":{}", ms(*latency)),
-        DownloaderEvent::LoadSlow { elapsed, .. } => format!("\"event\":\"load_slow\",\"elapsed_ms\":{}", ms(*elapsed)),
-        DownloaderEvent::RequestRetrying { attempt, delay, error, .. } => format!(
-            "\"event\":\"retrying\",\"attempt\":{attempt},\"delay_ms\":{},\"error\":{}",
-            ms(*delay),
-            json_str(&error.to_string())
-        ),
-        DownloaderEvent::RequestPreempted { bytes_transferred, .. } => {
-            format!("\"event\":\"preempted\",\"bytes\":{bytes_transferred}")
-        }
-        DownloaderEvent::PriorityChanged { from, to, .. } => {
-            format!("\"event\":\"priority_changed\",\"from\":\"{from:?}\",\"to\":\"{to:?}\"")
-        }
-        DownloaderEvent::RequestCompleted { bytes_transferred, duration, bandwidth_bps, .. } => format!(
-            "\"event\":\"completed\",\"bytes\":{bytes_transferred},\"duration_ms\":{},\"bandwidth_bps\":{bandwidth_bps}",
-            ms(*duration)
-        ),
-        DownloaderEvent::RequestFailed { error, retryable, .. } => format!(
-            "\"event\":\"failed\",\"error\":{},\"retryable\":{retryable}",
-            json_str(&error.to_string())
-        ),
-        DownloaderEvent::RequestCancelled { reason, bytes_transferred, .. } => {
-            format!("\"event\":\"cancelled\",\"reason\":\"{reason:?}\",\"bytes\":{bytes_transferred}")
-        }
-        _ => "\"event\":\"other\"".to_owned(),
-    };
-    format!("{{\"request\":{id},\"peer\":{},{body}}}", json_str(peer))
+pub fn event_json(peer: &str, event: &DownloaderEvent) -> String {
+    serde_json::to_string(&EventLine { peer, event })
+        .unwrap_or_else(|e| format!("{{\"peer\":{peer:?},\"event\":\"unserializable\",\"error\":{:?}}}", e.to_string()))
 }
 
 /// Per-request numbers gathered from events, for the summary.
@@ -253,7 +212,7 @@ impl Bars {
     /// Print a line above the bars (or plainly when hidden).
     pub fn println(&self, line: &str) {
         if self.multi.is_hidden() {
-            println!("{line}");
+            say(line);
         } else {
             let _ = self.multi.println(line);
         }

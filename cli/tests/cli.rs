@@ -42,11 +42,27 @@ fn demo_events_are_json_lines() {
     let s = text(&out.stdout);
     let lines: Vec<_> = s.lines().collect();
     assert!(lines.len() > 40, "{} lines", lines.len());
+    let mut kinds = std::collections::BTreeSet::new();
     for l in &lines {
-        assert!(l.starts_with("{\"request\":") && l.ends_with('}'), "{l}");
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["peer"].is_string() && v["request_id"].is_u64(), "{l}");
+        // The rest of the line is exactly the library's serialization of the event.
+        let mut event = v.clone();
+        event.as_object_mut().unwrap().remove("peer");
+        let parsed: weir::DownloaderEvent = serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_eq!(parsed.request_id().get(), v["request_id"].as_u64().unwrap());
+        kinds.insert(v["event"].as_str().unwrap().to_owned());
     }
-    for kind in ["enqueued", "started", "completed", "cancelled", "retrying", "priority_changed"] {
-        assert!(s.contains(&format!("\"event\":\"{kind}\"")), "no {kind} event");
+    for kind in [
+        "request_enqueued",
+        "request_started",
+        "first_byte",
+        "request_completed",
+        "request_cancelled",
+        "request_retrying",
+        "priority_changed",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} event in {kinds:?}");
     }
 }
 
@@ -143,4 +159,23 @@ fn head_shows_status_size_and_headers() {
     let out = weir(&["head", &server.url("/nope")]);
     assert_eq!(out.status.code(), Some(1));
     let _ = Path::new("");
+}
+
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["demo", "--events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run weir");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("one line");
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is gone: every later line hits a closed pipe (like `| head -1`).
+    let out = child.wait_with_output().expect("weir ends");
+    assert!(out.status.success(), "{:?}: {}", out.status, text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
 }

@@ -11,16 +11,21 @@ use crate::error::ConfigError;
 /// A server's `Retry-After` is used as given instead, unless it is longer
 /// than `max_retry_after`, in which case the request fails at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct RetryPolicy {
     /// Retries after the first attempt (`3` allows 4 starts). Default 3.
     pub max_retries: u32,
     /// Delay before the first retry. Default 100 ms.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
     pub base: Duration,
     /// Longest computed delay. Default 5 s.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
     pub cap: Duration,
     /// Draw each delay from `[d/2, d]`. Default on.
     pub jitter: bool,
     /// Longest `Retry-After` worth waiting for. Default 120 s.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
     pub max_retry_after: Duration,
 }
 
@@ -41,6 +46,8 @@ impl Default for RetryPolicy {
 /// Every timeout is measured from the attempt's start, never from enqueue:
 /// time spent waiting in the queue is not charged to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Transfers running at once. Default 5; must be at least 1.
     pub max_concurrent: usize,
@@ -53,16 +60,20 @@ pub struct Config {
     /// [`EnqueueError::QueueFull`](crate::EnqueueError::QueueFull). Default none.
     pub max_queued: Option<usize>,
     /// After this long an attempt emits one `LoadSlow` and keeps running. Default 2 s.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::opt_secs"))]
     pub soft_timeout: Option<Duration>,
     /// An attempt with no bytes for this long is aborted and retried. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::opt_secs"))]
     pub idle_timeout: Option<Duration>,
     /// An attempt running this long in total is aborted and retried. Default none.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::opt_secs"))]
     pub hard_timeout: Option<Duration>,
     /// Retry policy.
     pub retry: RetryPolicy,
     /// Abort a running Low request of a worse slot to make room for a High one. Default off.
     pub preempt_low: bool,
     /// Promote a Low request to High after it waited this long. Default none.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::opt_secs"))]
     pub promote_after: Option<Duration>,
     /// Seed of the jitter PRNG: same seed, same delays. Default 0.
     pub seed: u64,

@@ -10,6 +10,8 @@ use std::time::Duration;
 /// [`Scheduler::on_failed`](crate::Scheduler::on_failed); the scheduler
 /// decides from [`NetError::is_retryable`] whether to retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", content = "detail", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum NetError {
     /// The URL is malformed or its scheme is not supported.
@@ -29,6 +31,7 @@ pub enum NetError {
         /// The HTTP status code.
         status: u16,
         /// The server's `Retry-After`, when it sent one.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::opt_secs"))]
         retry_after: Option<Duration>,
     },
     /// The body is larger than the adapter accepts.
@@ -92,6 +95,8 @@ impl std::error::Error for NetError {}
 ///
 /// Checks run in the order of the variants below.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", content = "detail", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum EnqueueError {
     /// [`Scheduler::shutdown`](crate::Scheduler::shutdown) was called.

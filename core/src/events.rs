@@ -20,6 +20,7 @@ use crate::request::{FetchCmd, RequestMethod, RequestPriority};
 
 /// Why a request was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CancelReason {
     /// Its group (epoch) was cancelled, e.g. on seek.
     EpochCancel,
@@ -35,6 +36,8 @@ pub enum CancelReason {
 
 /// Lifecycle events of a request. Every variant carries its [`RequestId`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "event", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum DownloaderEvent {
     /// Accepted and placed in a queue. Always the first event of a request.
@@ -54,6 +57,7 @@ pub enum DownloaderEvent {
         request_id: RequestId,
         /// Start time minus the time the request last became ready (enqueue,
         /// end of a retry backoff, preemption).
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
         wait_in_queue: Duration,
         /// 1 for the first start, +1 for each later one.
         attempt: u32,
@@ -63,6 +67,7 @@ pub enum DownloaderEvent {
         /// The request.
         request_id: RequestId,
         /// Time from the attempt's start to its first byte.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
         latency: Duration,
     },
     /// `soft_timeout` passed while the attempt runs; it keeps running. At most once per attempt.
@@ -70,6 +75,7 @@ pub enum DownloaderEvent {
         /// The request.
         request_id: RequestId,
         /// Time since the attempt's start.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
         elapsed: Duration,
     },
     /// The attempt failed and the request will start again after `delay`.
@@ -79,6 +85,7 @@ pub enum DownloaderEvent {
         /// The number of the next attempt.
         attempt: u32,
         /// How long the request waits before it is queued again.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
         delay: Duration,
         /// Why the attempt failed.
         error: NetError,
@@ -107,6 +114,7 @@ pub enum DownloaderEvent {
         /// Bytes delivered across all attempts.
         bytes_transferred: u64,
         /// Completion time minus the last attempt's start.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
         duration: Duration,
         /// The last attempt's bytes × 8 × 10⁹ / max(duration in ns, 1), saturating.
         bandwidth_bps: u64,
@@ -165,6 +173,8 @@ impl DownloaderEvent {
 /// One thing the caller must do, drained with
 /// [`Scheduler::poll_output`](crate::Scheduler::poll_output).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Output {
     /// Begin this transfer now.
     Start(FetchCmd),

@@ -77,6 +77,7 @@ impl fmt::Display for RequestId {
 /// the id is dead for good, even when a new peer reuses its slot.
 /// Ordered by creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PeerId {
     pub(crate) generation: u64,
     pub(crate) index: u32,
@@ -97,6 +98,7 @@ impl fmt::Display for PeerId {
 /// [`CancelReason::BeforeStart`](crate::CancelReason::BeforeStart).
 /// Ordered by creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GroupId {
     pub(crate) generation: u64,
     pub(crate) peer: PeerId,

@@ -12,6 +12,8 @@ mod queue;
 mod request;
 mod retry;
 mod scheduler;
+#[cfg(feature = "serde")]
+mod serde_support;
 mod timers;
 
 pub use config::{Config, RetryPolicy};

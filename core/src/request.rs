@@ -7,6 +7,7 @@ use crate::ids::{GroupId, PeerId, RequestId};
 
 /// HTTP method of a request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestMethod {
     /// HTTP GET with a streamed body. The default.
     #[default]
@@ -19,6 +20,7 @@ pub enum RequestMethod {
 ///
 /// `High < Low` in `Ord`: sorting puts what runs first first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestPriority {
     /// Latency-sensitive work: a demand segment, a seek, a user click.
     High = 0,
@@ -127,6 +129,7 @@ impl Request {
 /// transfer with `(id, attempt)` and drop reports of an attempt they were told
 /// to abort.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FetchCmd {
     /// The request.
     pub id: RequestId,

@@ -944,7 +944,7 @@ impl Scheduler {
                 continue;
             }
             let s = self.slot_of(key);
-            if s > w && best.map_or(true, |(bs, _)| s > bs) {
+            if s > w && best.is_none_or(|(bs, _)| s > bs) {
                 best = Some((s, key));
             }
         }

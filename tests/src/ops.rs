@@ -78,7 +78,7 @@ impl Bytes<'_> {
         self.u8() & 1 == 1
     }
     fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
-        if self.u8() % 4 == 0 {
+        if self.u8().is_multiple_of(4) {
             Some(f(self))
         } else {
             None
@@ -168,7 +168,7 @@ pub fn error(e: u8) -> NetError {
 fn url_for(host: u8, n: usize) -> Url {
     let s = match host {
         0..=3 => format!("http://h{host}.example/{n}"),
-        _ if n % 2 == 0 => format!("ftp://h.example/{n}"),
+        _ if n.is_multiple_of(2) => format!("ftp://h.example/{n}"),
         _ => format!("https://127.0.0.2:8443/{n}"),
     };
     Url::parse(&s).expect("valid test URL")

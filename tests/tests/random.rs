@@ -34,15 +34,20 @@ fn a_long_mixed_run_matches_the_model() {
         .map(|i| {
             let b = (i.wrapping_mul(2_654_435_761) >> 24) as u8;
             match i % 9 {
-                0 | 3 | 7 => {
-                    Op::Enqueue { peer: b, host: b % 4, high: b % 3 == 0, head: false, group: None, range: None }
-                }
+                0 | 3 | 7 => Op::Enqueue {
+                    peer: b,
+                    host: b % 4,
+                    high: b.is_multiple_of(3),
+                    head: false,
+                    group: None,
+                    range: None,
+                },
                 1 => Op::Bytes(b, 500),
                 2 => Op::Advance(u16::from(b) * 3),
                 4 => Op::Complete(b),
                 5 => Op::Fail(b, b),
-                6 => Op::SetPriority(b, b % 2 == 0),
-                _ => Op::AddPeer(b % 2 == 0),
+                6 => Op::SetPriority(b, b.is_multiple_of(2)),
+                _ => Op::AddPeer(b.is_multiple_of(2)),
             }
         })
         .collect();

@@ -21,7 +21,7 @@ impl Coalescer {
     /// `n` more bytes were delivered; the count to report now, if any.
     pub fn add(&mut self, n: u64) -> Option<u64> {
         self.pending += n;
-        let due = self.last.map_or(true, |t| t.elapsed() >= REPORT_EVERY);
+        let due = self.last.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
         if due || self.pending >= REPORT_BYTES {
             self.take()
         } else {
