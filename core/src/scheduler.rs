@@ -500,6 +500,22 @@ impl Scheduler {
         self.emit(key, DownloaderEvent::PriorityChanged { request_id: self.reqs[key as usize].id, from, to: p });
     }
 
+    /// The running transfer is alive although it delivered nothing new: the
+    /// server resends a prefix the sink already holds (it ignored `Range`),
+    /// and the adapter skips those bytes. Resets the idle timer like
+    /// [`Scheduler::on_bytes`] but counts no byte and emits no event, so a
+    /// resume against such a server makes progress instead of timing out on
+    /// every attempt. Ignored for a request that is not running.
+    pub fn on_progress(&mut self, id: RequestId, now: Instant) {
+        let now = self.tick(now);
+        let Some(key) = self.live_key(id) else { return };
+        let Some(idle) = self.cfg.idle_timeout else { return };
+        let r = &mut self.reqs[key as usize];
+        if let State::Running(a) = &mut r.state {
+            self.timers.arm(&mut a.idle, id, TimerKind::Idle, now.checked_add(idle));
+        }
+    }
+
     /// The adapter received `n` more body bytes of a running request. The
     /// first bytes of an attempt emit `FirstByte`; every report resets the
     /// idle timer. Zero bytes, and reports for a request that is not running,

@@ -439,6 +439,11 @@ impl Sim {
         self.s.on_bytes(id, n, self.now);
     }
 
+    /// Report a live transfer that delivered nothing new (a skipped resend).
+    pub fn progress(&mut self, id: RequestId) {
+        self.s.on_progress(id, self.now);
+    }
+
     /// Report completion and drain.
     pub fn complete(&mut self, id: RequestId) -> Vec<Output> {
         self.s.on_complete(id, self.now);

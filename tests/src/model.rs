@@ -387,6 +387,18 @@ impl Model {
         }
     }
 
+    /// A running request is alive without new bytes: the idle timer restarts.
+    pub fn on_progress(&mut self, seq: u64, now: Duration) {
+        let now = self.tick(now);
+        let idle = self.cfg.idle_timeout;
+        let Some(i) = self.idx(seq) else { return };
+        if let MState::Running(a) = &mut self.reqs[i].state {
+            if idle.is_some() {
+                a.idle = idle.map(|d| now + d);
+            }
+        }
+    }
+
     /// A running request finished.
     pub fn on_complete(&mut self, seq: u64, now: Duration) {
         let now = self.tick(now);

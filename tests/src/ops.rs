@@ -134,7 +134,7 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
             }
             14 | 15 => Op::Cancel(b.u8()),
             16 | 17 => Op::SetPriority(b.u8(), b.bool()),
-            18..=22 => Op::Bytes(b.u8(), b.u16() % 5000),
+            18..=22 => Op::Bytes(b.u8(), if b.u8() % 4 == 0 { 0 } else { b.u16() % 5000 }),
             23..=25 => Op::Complete(b.u8()),
             26 | 27 => Op::Fail(b.u8(), b.u8()),
             28..=30 => Op::Advance(b.u16() % 3000),
@@ -343,9 +343,17 @@ impl Pair {
             }
             Op::Bytes(i, n) => {
                 if let Some(r) = pick(&self.reqs, i) {
-                    self.sim.s.on_bytes(r, u64::from(n), now);
-                    if let Some(m) = m {
-                        m.on_bytes(r.seq(), u64::from(n), at);
+                    // Zero bytes stand for a skipped resend: alive, nothing delivered.
+                    if n == 0 {
+                        self.sim.s.on_progress(r, now);
+                        if let Some(m) = m {
+                            m.on_progress(r.seq(), at);
+                        }
+                    } else {
+                        self.sim.s.on_bytes(r, u64::from(n), now);
+                        if let Some(m) = m {
+                            m.on_bytes(r.seq(), u64::from(n), at);
+                        }
                     }
                 }
             }

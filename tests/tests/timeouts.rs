@@ -136,3 +136,30 @@ fn no_timer_is_left_once_everything_ended() {
     assert_eq!(sim.s.poll_timeout(), None);
     assert_eq!(sim.s.footprint().timers, 0);
 }
+
+#[test]
+fn a_skipped_resend_keeps_the_idle_timer_alive_and_counts_no_byte() {
+    let mut sim = Sim::new(cfg(None, Some(200), None));
+    let p = sim.peer(RequestPriority::Low);
+    let r = sim.enq(p, get("http://a.example/r"));
+    sim.drain();
+    // The server resends a prefix the sink holds: only progress, every 150 ms.
+    for _ in 0..5 {
+        sim.advance(ms(150));
+        sim.progress(r);
+        assert!(sim.drain().is_empty(), "progress emits nothing (no FirstByte either)");
+    }
+    let o = sim.advance(ms(199));
+    assert!(o.is_empty(), "the last progress at 750 ms moved the idle deadline to 950 ms: {o:?}");
+    sim.bytes(r, 7);
+    sim.advance(ms(10));
+    sim.complete(r);
+    assert!(
+        matches!(sim.terminal(r), DownloaderEvent::RequestCompleted { bytes_transferred: 7, .. }),
+        "progress counted no byte: {:?}",
+        sim.terminal(r)
+    );
+    // Progress for a request that is not running is ignored.
+    sim.progress(r);
+    assert!(sim.drain().is_empty());
+}
