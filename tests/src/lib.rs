@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod exchange;
 pub mod model;
 pub mod nginx;
 pub mod ops;

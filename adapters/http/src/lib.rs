@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attempt;
 pub mod outcome;
 pub mod parse;
 pub mod report;
 pub mod resume;
 pub mod sink;
 
+pub use attempt::{Attempt, End, Held, Verdict, Version};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
 pub use sink::{Delivered, Sink, SinkState};
