@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod exchange;
+pub mod exchange_fuzz;
 pub mod model;
 pub mod nginx;
 pub mod ops;

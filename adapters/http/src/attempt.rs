@@ -51,8 +51,10 @@ pub const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// The version of a resource some bytes belong to: its validator (a strong
 /// `ETag`, else `Last-Modified`) and its total length, each when known.
-/// Two versions differ when a validator or a total differs; what is unknown
-/// on either side cannot differ.
+/// Bytes of one version continue bytes of another only when their
+/// validators are equal, their totals do not differ, and the earlier one
+/// can be checked at all (it has a validator, or both totals are known):
+/// bytes fetched under nothing checkable are never resumed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Version {
     /// Strong `ETag`, else `Last-Modified`, of the answer the bytes came from.
@@ -66,7 +68,16 @@ impl Version {
     /// Whether bytes of `other` may continue bytes of `self`.
     #[must_use]
     pub fn continues(&self, other: &Version) -> bool {
-        self.validator == other.validator && !matches!((self.total, other.total), (Some(a), Some(b)) if a != b)
+        let checkable = self.validator.is_some() || self.total.is_some() && other.total.is_some();
+        checkable
+            && self.validator == other.validator
+            && !matches!((self.total, other.total), (Some(a), Some(b)) if a != b)
+    }
+
+    /// Whether a later answer can be checked against this version at all.
+    #[must_use]
+    pub fn is_checkable(&self) -> bool {
+        self.validator.is_some() || self.total.is_some()
     }
 
     /// `self` with what `other` adds (a total learnt later).
@@ -150,6 +161,9 @@ pub struct Attempt {
     end: Option<u64>,
     held: Held,
     rewindable: bool,
+    /// The sink's bytes can be checked against nothing: fetch from the
+    /// start and restart the sink rather than risk a splice.
+    stale: bool,
     redirects: u32,
     phase: Phase,
     /// The version the sink holds after the head was accepted.
@@ -203,6 +217,8 @@ impl Attempt {
         rewindable: bool,
     ) -> Self {
         let (start, end) = range.unwrap_or((0, None));
+        let stale = held.bytes > 0 && rewindable && !held.version.is_checkable();
+        let held = if stale { Held::default() } else { held };
         let version = held.version.clone();
         let mut a = Attempt {
             url,
@@ -211,6 +227,7 @@ impl Attempt {
             end,
             held,
             rewindable,
+            stale,
             redirects: 0,
             phase: Phase::Asking,
             version,
@@ -305,8 +322,12 @@ impl Attempt {
             Verdict::Accept { .. } => Phase::Reading,
             Verdict::Fail { .. } => Phase::Over,
         };
-        if let Verdict::Accept { restart: true, .. } = verdict {
-            self.held.bytes = 0;
+        match verdict {
+            Verdict::Accept { restart: true, .. } => self.held.bytes = 0,
+            Verdict::Accept { record, .. } if self.stale => {
+                return Verdict::Accept { restart: true, record };
+            }
+            _ => {}
         }
         verdict
     }
