@@ -42,7 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
@@ -56,8 +56,9 @@ use weir::{
     Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
     RequestMethod, RequestPriority, Scheduler, Url,
 };
+use weir_http::attempt::{Attempt, End, Held, Verdict, Version, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
-use weir_http::{resume, SinkState};
+use weir_http::SinkState;
 pub use weir_http::{Event, FetchError, Outcome, Response};
 
 /// The destination of a download's body.
@@ -94,7 +95,7 @@ struct AsyncState {
     /// Out while a transfer writes to it; put back (even on cancellation) by `Lent`.
     writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     written: u64,
-    validator: Option<String>,
+    version: Version,
     status: u16,
     headers: Vec<(String, String)>,
 }
@@ -109,31 +110,67 @@ impl Target {
             Sink::AsyncWriter(w) => Target::Async(AsyncState {
                 writer: Some(w),
                 written: 0,
-                validator: None,
+                version: Version::default(),
                 status: 0,
                 headers: Vec::new(),
             }),
         }
     }
 
-    fn written(&self) -> u64 {
+    fn held(&self) -> Held {
         match self {
-            Target::Sync(s) => s.written,
-            Target::Async(a) => a.written,
+            Target::Sync(s) => s.held(),
+            Target::Async(a) => Held { bytes: a.written, version: a.version.clone() },
         }
     }
 
-    fn validator(&self) -> Option<String> {
+    fn rewindable(&self) -> bool {
         match self {
-            Target::Sync(s) => s.validator.clone(),
-            Target::Async(a) => a.validator.clone(),
+            Target::Sync(s) => s.rewindable(),
+            Target::Async(_) => false,
         }
     }
 
-    fn first_answer(&mut self, status: u16, headers: Vec<(String, String)>, validator: Option<String>) {
+    /// Apply an accepted answer: restart, record it as the response, keep its version.
+    fn accept(
+        &mut self,
+        restart: bool,
+        record: Option<(u16, Vec<(String, String)>)>,
+        version: Version,
+    ) -> Result<(), NetError> {
+        if restart {
+            self.reset()?;
+        }
         match self {
-            Target::Sync(s) => (s.status, s.headers, s.validator) = (status, headers, validator),
-            Target::Async(a) => (a.status, a.headers, a.validator) = (status, headers, validator),
+            Target::Sync(s) => {
+                if let Some((status, headers)) = record {
+                    (s.status, s.headers) = (status, headers);
+                }
+                s.version = version;
+            }
+            Target::Async(a) => {
+                if let Some((status, headers)) = record {
+                    (a.status, a.headers) = (status, headers);
+                }
+                a.version = version;
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), NetError> {
+        match self {
+            Target::Sync(s) => s.reset(),
+            Target::Async(_) => Err(NetError::Protocol(
+                "the resource changed between attempts and the async writer cannot be rewound".into(),
+            )),
+        }
+    }
+
+    fn fits(&self, size: u64) -> bool {
+        match self {
+            Target::Sync(s) => s.fits(size),
+            Target::Async(_) => true,
         }
     }
 }
@@ -173,8 +210,7 @@ impl Drop for Lent<'_> {
 
 /// Largest body a [`Sink::Memory`] accepts: 256 MiB.
 pub const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
-/// Redirects followed per attempt before failing with [`NetError::Protocol`].
-pub const MAX_REDIRECTS: usize = 10;
+pub use weir_http::attempt::MAX_REDIRECTS;
 
 enum Msg {
     AddPeer(RequestPriority, Sender<PeerId>),
@@ -194,6 +230,11 @@ enum Msg {
         id: RequestId,
         attempt: u32,
         n: u64,
+    },
+    /// Bytes arrived that the sink skips: alive, nothing delivered.
+    Progress {
+        id: RequestId,
+        attempt: u32,
     },
     Finished {
         id: RequestId,
@@ -587,6 +628,11 @@ impl DriverState {
                     self.sched.on_bytes(id, n, now);
                 }
             }
+            Msg::Progress { id, attempt } => {
+                if self.current(id, attempt) {
+                    self.sched.on_progress(id, now);
+                }
+            }
             Msg::Finished { id, attempt, result } => {
                 if self.current(id, attempt) {
                     if let Some(rec) = self.reqs.get_mut(&id) {
@@ -718,6 +764,12 @@ impl Reporter {
         self.send(due);
     }
 
+    fn skipped(&mut self) {
+        if self.pace.skipped() {
+            let _ = self.tx.try_send(Msg::Progress { id: self.id, attempt: self.attempt });
+        }
+    }
+
     fn flush(&mut self) {
         let rest = self.pace.take();
         self.send(rest);
@@ -731,82 +783,56 @@ async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>)
     let _ = reports.try_send(Msg::Finished { id: job.id, attempt: job.attempt, result });
 }
 
+/// One attempt: a loop around [`Attempt`], which makes every HTTP decision.
 async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) -> Result<(), NetError> {
-    let (written, validator) = {
+    let (held, rewindable) = {
         let t = lock(&job.sink);
-        (t.written(), t.validator())
+        (t.held(), t.rewindable())
     };
-    let Some(ask) = resume::ask(job.method, job.range, written, validator.as_deref()) else { return Ok(()) };
-    let headers: Vec<(String, String)> = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    let mut url = job.url.clone();
-    let mut resp = None;
-    for _ in 0..=MAX_REDIRECTS {
-        let r = transport.send(HttpRequest { method: job.method, url: url.clone(), headers: headers.clone() }).await?;
-        let location = r.header("location").map(str::to_owned);
-        match (r.status, location) {
-            (301 | 302 | 303 | 307 | 308, Some(loc)) => {
-                url = url.join(&loc).map_err(|e| NetError::Protocol(format!("bad redirect Location {loc:?}: {e}")))?;
-                if url.scheme() != "http" && url.scheme() != "https" {
-                    return Err(NetError::InvalidUrl(format!("redirect to unsupported scheme {}", url.scheme())));
+    let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
+    let mut resp = loop {
+        let Some(ask) = attempt.ask() else { return Ok(()) }; // every byte is already there
+        let headers = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let resp = transport.send(HttpRequest { method: ask.method, url: ask.url, headers }).await?;
+        match attempt.on_head(resp.status, &resp.headers, SystemTime::now()) {
+            Verdict::Redirect(_) => drain(resp.body, DRAIN_LIMIT).await,
+            Verdict::Fail { error, discard } => {
+                if discard {
+                    lock(&job.sink).reset()?;
                 }
+                return Err(error);
             }
-            _ => {
-                resp = Some(r);
-                break;
-            }
-        }
-    }
-    let mut resp = resp.ok_or_else(|| NetError::Protocol("too many redirects (a redirect loop?)".into()))?;
-    if let Some(e) = resume::status_error(resp.status, resp.header("retry-after")) {
-        return Err(e);
-    }
-    let new_validator = resp.header("etag").or_else(|| resp.header("last-modified")).map(str::to_owned);
-    let length = resp.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    let plan = resume::plan(
-        resp.status,
-        resp.header("content-range"),
-        &ask,
-        job.range,
-        written,
-        validator.as_deref(),
-        new_validator.as_deref(),
-    )?;
-    let (mut cursor, mut lent) = {
-        let mut t = lock(&job.sink);
-        if plan.reset {
-            match &mut *t {
-                Target::Sync(s) => s.reset()?,
-                Target::Async(_) => {
-                    return Err(NetError::Protocol(
-                        "the resource changed between attempts and the async writer cannot be rewound".into(),
-                    ))
+            Verdict::Accept { restart, record } => {
+                let mut t = lock(&job.sink);
+                let record = record.then(|| (resp.status, resp.headers.clone()));
+                t.accept(restart, record, attempt.version().clone())?;
+                if attempt.final_size().is_some_and(|n| !t.fits(n)) {
+                    return Err(NetError::TooLarge);
                 }
+                break resp;
             }
         }
-        if t.written() == 0 {
-            t.first_answer(resp.status, resp.headers.clone(), new_validator);
-        }
-        if let (Some(len), Target::Sync(s)) = (length, &*t) {
-            if !s.fits(s.written.saturating_add(len.saturating_sub(plan.skip))) {
-                return Err(NetError::TooLarge);
+    };
+    let mut lent = match &mut *lock(&job.sink) {
+        Target::Async(a) => Some(Lent { target: &job.sink, writer: a.writer.take() }),
+        Target::Sync(_) => None,
+    };
+    let end = loop {
+        if !attempt.wants_more() {
+            // Read a short rest so the connection goes back to the pool.
+            if let Some(rest) = attempt.unread().filter(|&n| n <= DRAIN_LIMIT) {
+                drain(resp.body, rest).await;
             }
+            break End::Clean;
         }
-        let lent = match &mut *t {
-            Target::Async(a) => Some(a.writer.take()),
-            Target::Sync(_) => None,
+        let chunk = match resp.body.next().await {
+            None => break End::Clean,
+            Some(Err(e)) => break End::Broken(e),
+            Some(Ok(chunk)) => chunk,
         };
-        (resume::Cursor::new(plan, job.range, t.written()), lent.map(|writer| Lent { target: &job.sink, writer }))
-    };
-    if job.method == RequestMethod::Head {
-        return Ok(());
-    }
-    let mut announced = 0u64;
-    while !cursor.done() {
-        let Some(chunk) = resp.body.next().await else { break };
-        let chunk = chunk?;
-        announced += chunk.len() as u64;
-        let part = cursor.take(&chunk);
+        let part = attempt.on_body(&chunk)?;
         if part.is_empty() {
+            report.skipped();
             continue;
         }
         match &mut lent {
@@ -817,13 +843,22 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
             },
         }
         report.add(part.len() as u64);
-    }
-    if length.is_some_and(|l| announced < l) && !cursor.done() {
-        return Err(NetError::Reset(format!("the body ended after {announced} of {} bytes", length.unwrap_or(0))));
-    }
-    cursor.finish()?;
+    };
+    attempt.on_end(end)?;
     if let Some(w) = lent.as_mut().and_then(|l| l.writer.as_mut()) {
         w.flush().await.map_err(|e| NetError::Sink(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Read and drop up to `limit` more body bytes (plus the end), so a
+/// complete exchange returns its connection to the pool.
+async fn drain(mut body: BodyStream, limit: u64) {
+    let mut left = limit.saturating_add(1);
+    while left > 0 {
+        match body.next().await {
+            Some(Ok(c)) => left = left.saturating_sub(c.len() as u64),
+            Some(Err(_)) | None => return,
+        }
+    }
 }

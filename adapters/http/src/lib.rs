@@ -1,11 +1,13 @@
 //! # weir-http: the HTTP logic weir's adapters share
 //!
 //! The blocking (`weir-ureq`) and async (`weir-async`) adapters differ in
-//! how they move bytes, not in what bytes they ask for: both plan each
-//! attempt with [`resume::ask`], check the answer with [`resume::plan`], cut
-//! the body with [`resume::Cursor`] and write it to a [`Sink`]. That is what
-//! guarantees every byte of a resource reaches the sink exactly once across
-//! retries, resumes and preemptions.
+//! how they move bytes, not in what bytes they ask for: both run every HTTP
+//! exchange through an [`Attempt`], the sans-IO state machine that says what
+//! to ask, judges the answer (redirect, fail, accept, restart the sink) and
+//! cuts each body chunk to what the [`Sink`] must write. That is what
+//! guarantees a completed download is exactly one version of the resource,
+//! every byte once, across retries, resumes, preemptions and a server that
+//! ignores `Range`, ignores `If-Range` or lies about lengths.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -13,7 +15,6 @@ pub mod attempt;
 pub mod outcome;
 pub mod parse;
 pub mod report;
-pub mod resume;
 pub mod sink;
 
 pub use attempt::{Attempt, End, Held, Verdict, Version};

@@ -29,6 +29,17 @@ impl Coalescer {
         }
     }
 
+    /// Body bytes arrived that the sink skips (a resent prefix): whether to
+    /// tell the scheduler the transfer is alive now (at most once per
+    /// [`REPORT_EVERY`], like byte reports).
+    pub fn skipped(&mut self) -> bool {
+        let due = self.last.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+
     /// Whatever is pending (the attempt ends), if anything.
     pub fn take(&mut self) -> Option<u64> {
         if self.pending == 0 {
@@ -53,5 +64,9 @@ mod tests {
         assert_eq!(c.add(7), None);
         assert_eq!(c.take(), Some(7));
         assert_eq!(c.take(), None);
+        assert!(!c.skipped(), "a report just went out: the scheduler knows it is alive");
+        let mut fresh = Coalescer::default();
+        assert!(fresh.skipped(), "the first skipped bytes are reported at once");
+        assert!(!fresh.skipped());
     }
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use weir::{NetError, RequestId};
 
+use crate::attempt::{Held, Version};
+
 /// The destination of a download's body.
 pub enum Sink {
     /// Keep the body in memory; the adapter's response hands it over.
@@ -57,8 +59,9 @@ pub struct SinkState {
     target: Target,
     /// Bytes of the requested range delivered to the sink, across attempts.
     pub written: u64,
-    /// `ETag` (preferred) or `Last-Modified` of the first answer, for `If-Range`.
-    pub validator: Option<String>,
+    /// The version of the resource the bytes belong to (validator, total):
+    /// the next attempt resumes only an answer of the same version.
+    pub version: Version,
     /// Status of the first answer that carried the body.
     pub status: u16,
     /// Headers of that answer.
@@ -79,7 +82,20 @@ impl SinkState {
             }
             Sink::Writer(w) => Target::Writer(w),
         };
-        Self { target, written: 0, validator: None, status: 0, headers: Vec::new(), memory_limit }
+        Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit }
+    }
+
+    /// What the sink holds, for the next [`Attempt`](crate::Attempt).
+    #[must_use]
+    pub fn held(&self) -> Held {
+        Held { bytes: self.written, version: self.version.clone() }
+    }
+
+    /// Whether the sink can start over from zero (memory and file can; a
+    /// caller's writer cannot).
+    #[must_use]
+    pub fn rewindable(&self) -> bool {
+        !matches!(self.target, Target::Writer(_))
     }
 
     /// Whether more bytes up to `total` would fit.
@@ -130,7 +146,7 @@ impl SinkState {
             }
         }
         self.written = 0;
-        self.validator = None;
+        self.version = Version::default();
         Ok(())
     }
 

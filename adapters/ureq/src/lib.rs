@@ -17,11 +17,15 @@
 //! ```
 //!
 //! * **Resume.** A retry or a preempted request continues where its sink
-//!   stopped: `Range: bytes=N-` with `If-Range` (the first answer's `ETag`,
-//!   else its `Last-Modified`). A 206 whose `Content-Range` does not start
-//!   at N is refused ([`NetError::Protocol`]); a 200 to a range request has
-//!   its already-delivered prefix skipped, unless its validator changed, in
-//!   which case a memory or file sink starts over and a writer sink fails.
+//!   stopped: `Range: bytes=N-` with `If-Range` (the first answer's strong
+//!   `ETag`, else its `Last-Modified`). Every answer is judged by
+//!   [`weir_http::Attempt`]: a 206 is appended only when it starts at N,
+//!   is exactly the span it announces and is of the same version (validator
+//!   and total); a 200 to a range request has the held prefix skipped when
+//!   it is the same version. Otherwise a memory or file sink starts over and
+//!   a writer sink fails: a completed download is one version, every byte
+//!   once. Redirects are followed by the attempt (at most 10, never from
+//!   https to http), not by `ureq`.
 //! * **Abort** is prompt: the driver raises the transfer's flag and shuts
 //!   down the worker's `ureq` agent, which interrupts a read blocked on the
 //!   socket. The worker starts its next job on a fresh agent.
@@ -75,6 +79,11 @@ pub(crate) enum Msg {
         id: RequestId,
         attempt: u32,
         n: u64,
+    },
+    /// Bytes arrived that the sink skips: alive, nothing delivered.
+    Progress {
+        id: RequestId,
+        attempt: u32,
     },
     Finished {
         id: RequestId,
@@ -487,6 +496,11 @@ impl Driver {
             Msg::Bytes { id, attempt, n } => {
                 if self.current(id, attempt) {
                     self.sched.on_bytes(id, n, now);
+                }
+            }
+            Msg::Progress { id, attempt } => {
+                if self.current(id, attempt) {
+                    self.sched.on_progress(id, now);
                 }
             }
             Msg::Finished { id, attempt, result } => {

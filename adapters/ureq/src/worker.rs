@@ -6,12 +6,14 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use ureq::Agent;
 use weir::{NetError, RequestId, RequestMethod, Url};
 
+use weir_http::attempt::{Attempt, End, Verdict, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
-use weir_http::{resume, SinkState};
+use weir_http::SinkState;
 
 use crate::Msg;
 
@@ -107,81 +109,101 @@ pub(crate) fn run(jobs: &Mutex<Receiver<Job>>, reports: &Sender<Msg>, config: &u
     }
 }
 
-fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
-/// Run one attempt. `Ok(())` means the body (or the part still missing) was
-/// delivered, or the attempt was aborted and nobody cares any more.
+/// Run one attempt: a loop around [`Attempt`], which makes every HTTP
+/// decision. `Ok(())` means the request is complete, or the attempt was
+/// aborted and nobody cares any more.
 fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> Result<(), NetError> {
-    let (written, validator) = {
+    let (held, rewindable) = {
         let s = lock(&job.sink);
-        (s.written, s.validator.clone())
+        (s.held(), s.rewindable())
     };
-    let Some(ask) = resume::ask(job.method, job.range, written, validator.as_deref()) else {
-        return Ok(()); // every byte of the range is already there
-    };
-    let get = job.method == RequestMethod::Get;
-    let mut req = if get { agent.get(job.url.as_str()) } else { agent.head(job.url.as_str()) };
-    for (k, v) in &ask.headers {
-        req = req.header(*k, v.as_str());
-    }
-    let resp = req.call().map_err(map_error)?;
-    let status = resp.status().as_u16();
-    if let Some(e) = resume::status_error(status, header(&resp, "retry-after").as_deref()) {
-        return Err(e);
-    }
-    let headers: Vec<(String, String)> = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    let new_validator = header(&resp, "etag").or_else(|| header(&resp, "last-modified"));
-    let length = header(&resp, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    let cr = header(&resp, "content-range");
-    let plan =
-        resume::plan(status, cr.as_deref(), &ask, job.range, written, validator.as_deref(), new_validator.as_deref())?;
-    let mut cursor = {
-        let mut s = lock(&job.sink);
-        if plan.reset {
-            s.reset()?;
+    let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
+    let resp = loop {
+        let Some(ask) = attempt.ask() else { return Ok(()) }; // every byte is already there
+        let mut req = match ask.method {
+            RequestMethod::Get => agent.get(ask.url.as_str()),
+            RequestMethod::Head => agent.head(ask.url.as_str()),
+        };
+        for (k, v) in &ask.headers {
+            req = req.header(*k, v.as_str());
         }
-        if s.written == 0 {
-            s.status = status;
-            s.headers = headers;
-            s.validator = new_validator;
-        }
-        if let Some(len) = length {
-            if !s.fits(s.written.saturating_add(len.saturating_sub(plan.skip))) {
-                return Err(NetError::TooLarge);
+        // Redirects and error statuses are the Attempt's to judge.
+        let req = req.config().max_redirects(0).http_status_as_error(false).build();
+        let resp = req.call().map_err(map_error)?;
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        match attempt.on_head(status, &headers, SystemTime::now()) {
+            Verdict::Redirect(_) => drain(resp.into_body().into_reader(), buf, DRAIN_LIMIT),
+            Verdict::Fail { error, discard } => {
+                if discard {
+                    lock(&job.sink).reset()?;
+                }
+                return Err(error);
+            }
+            Verdict::Accept { restart, record } => {
+                let mut s = lock(&job.sink);
+                if restart {
+                    s.reset()?;
+                }
+                if record {
+                    (s.status, s.headers) = (status, headers);
+                }
+                s.version = attempt.version().clone();
+                if attempt.final_size().is_some_and(|n| !s.fits(n)) {
+                    return Err(NetError::TooLarge);
+                }
+                break resp;
             }
         }
-        resume::Cursor::new(plan, job.range, s.written)
     };
-    if !get {
-        return Ok(());
-    }
     let mut reader = resp.into_body().into_reader();
     let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pace: Coalescer::default() };
-    while !cursor.done() {
+    let end = loop {
+        if !attempt.wants_more() {
+            // Read a short rest so the connection goes back to the pool.
+            if let Some(rest) = attempt.unread().filter(|&n| n <= DRAIN_LIMIT) {
+                drain(reader, buf, rest);
+            }
+            break End::Clean;
+        }
         let n = match reader.read(buf) {
-            Ok(0) => break,
+            Ok(0) => break End::Clean,
             Ok(n) => n,
             Err(_) if job.abort.aborted() => return Ok(()),
-            Err(e) => return Err(map_io(&e)),
+            Err(e) => break End::Broken(map_io(&e)),
         };
-        let chunk = cursor.take(&buf[..n]);
-        if !chunk.is_empty() {
-            let mut s = lock(&job.sink);
-            if job.abort.aborted() {
-                return Ok(());
+        let part = attempt.on_body(&buf[..n])?;
+        if part.is_empty() {
+            if report.pace.skipped() {
+                let _ = reports.send(Msg::Progress { id: job.id, attempt: job.attempt });
             }
-            s.write(chunk)?;
-            drop(s);
-            report.add(chunk.len() as u64);
+            continue;
+        }
+        let mut s = lock(&job.sink);
+        if job.abort.aborted() {
+            return Ok(());
+        }
+        s.write(part)?;
+        drop(s);
+        report.add(part.len() as u64);
+    };
+    attempt.on_end(end)
+}
+
+/// Read and drop up to `limit` more body bytes (plus the end), so a
+/// complete exchange returns its connection to the pool.
+fn drain(mut reader: impl Read, buf: &mut [u8], limit: u64) {
+    let mut left = limit.saturating_add(1);
+    while left > 0 {
+        match reader.read(buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n as u64),
         }
     }
-    cursor.finish()
 }
 
 fn map_io(e: &io::Error) -> NetError {
@@ -203,7 +225,6 @@ pub(crate) fn map_error(e: ureq::Error) -> NetError {
         E::Timeout(_) => NetError::Timeout,
         E::HostNotFound => NetError::Dns("host not found".into()),
         E::ConnectionFailed => NetError::Connect("connection failed".into()),
-        E::TooManyRedirects => NetError::Protocol("too many redirects (a redirect loop?)".into()),
         E::BodyExceedsLimit(_) => NetError::TooLarge,
         E::Tls(_) => NetError::Tls(e.to_string()),
         #[cfg(feature = "rustls")]
