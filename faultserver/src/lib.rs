@@ -42,7 +42,19 @@
 //! | `/etag/{len}/{after}` | first hit: version 1, `after` bytes then close; later: version 2 (other bytes, other `ETag`) |
 //! | `/bigclaim` | claims 2 GiB, sends 10 bytes, closes |
 //! | `/empty` | 200, empty body |
+//! | `/ifrange/{len}/{after}` | first hit: version 1 cut after `after` bytes; later: version 2, answering `Range` with a 206 whatever `If-Range` says |
+//! | `/retotal/{len}/{after}` | first hit: `len` bytes cut after `after`; later: `len + 5` bytes under the same `ETag` |
+//! | `/longspan/{len}/{after}` | first hit: cut after `after`; later: a 206 whose body runs 7 bytes past its `Content-Range` (no `Content-Length`) |
+//! | `/slowprefix/{len}/{after}/{ms}` | first hit: cut after `after`; later: ignores `Range`, sends 1 KiB every `ms` milliseconds |
+//! | `/resetnolen/{len}/{after}` | first hit: no `Content-Length`, `after` bytes then a TCP reset; later: like `/file` |
+//! | `/status101` | `101 Switching Protocols` and nothing else |
+//! | `/nocontent` | `204` with a `Content-Length: 5` it must not have |
+//! | `/redirect/{n}/{path..}` | `302` to `/redirect/{n-1}/{path..}`, at 0 to `/{path..}` |
 //! | anything else | 404 |
+//!
+//! Well-behaved answers keep the connection open (HTTP/1.1 keep-alive, up
+//! to 5 s idle); broken ones close it. [`FaultServer::connections`] counts
+//! the connections accepted, to check that a client reuses them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -91,6 +103,7 @@ pub struct Seen {
 struct State {
     hits: HashMap<String, usize>,
     seen: Vec<Seen>,
+    connections: usize,
 }
 
 /// The running server. Dropping it stops it.
@@ -127,6 +140,7 @@ impl FaultServer {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        st.lock().expect("state").connections += 1;
                         let (s2, st2) = (Arc::clone(&s), Arc::clone(&st));
                         conns.push(std::thread::spawn(move || serve(stream, &s2, &st2)));
                     }
@@ -159,6 +173,12 @@ impl FaultServer {
         self.state.lock().expect("state").seen.clone()
     }
 
+    /// How many connections were accepted so far.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("state").connections
+    }
+
     /// How many requests for `path` arrived.
     #[must_use]
     pub fn hits(&self, path: &str) -> usize {
@@ -181,9 +201,24 @@ struct Head {
     headers: HashMap<String, String>,
 }
 
-fn read_head(stream: &TcpStream) -> Option<Head> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut r = BufReader::new(stream);
+/// Read the next request head on a connection. Waits at most 5 s for it,
+/// returning early when the server stops.
+fn read_head(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<Head> {
+    r.get_ref().set_read_timeout(Some(Duration::from_millis(50))).ok()?;
+    let idle_until = Instant::now() + Duration::from_secs(5);
+    loop {
+        match r.fill_buf() {
+            Ok([]) => return None,
+            Ok(_) => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if stop.load(Ordering::SeqCst) || Instant::now() >= idle_until {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    r.get_ref().set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -205,12 +240,14 @@ fn read_head(stream: &TcpStream) -> Option<Head> {
 fn parse_range(v: &str, len: usize) -> Option<(usize, usize)> {
     let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
     let a: usize = a.trim().parse().ok()?;
-    let b: usize = if b.trim().is_empty() { len.checked_sub(1)? } else { b.trim().parse::<usize>().ok()?.min(len - 1) };
+    let last = len.checked_sub(1)?;
+    let b: usize = if b.trim().is_empty() { last } else { b.trim().parse::<u64>().ok()?.min(last as u64) as usize };
     (a <= b && b < len).then_some((a, b))
 }
 
-fn write_head(w: &mut TcpStream, status: &str, headers: &[(String, String)]) -> std::io::Result<()> {
-    let mut s = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+fn write_head(w: &mut TcpStream, status: &str, headers: &[(String, String)], keep: bool) -> std::io::Result<()> {
+    let conn = if keep { "keep-alive" } else { "close" };
+    let mut s = format!("HTTP/1.1 {status}\r\nConnection: {conn}\r\n");
     for (k, v) in headers {
         s.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -235,6 +272,12 @@ struct Plan<'a> {
     cut: Option<(usize, Cut)>,
     drip: Option<(usize, Duration)>,
     claim: Option<u64>,
+    /// Bytes sent after the body as if they were part of it.
+    extra: &'static [u8],
+    /// Answer `Range` with a 206 whatever `If-Range` says.
+    ignore_if_range: bool,
+    /// Leave `Content-Length` out (the body ends when the connection does).
+    no_length: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -244,11 +287,12 @@ enum Cut {
     Stall,
 }
 
-fn send(mut w: TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::io::Result<()> {
+/// Send a resource; `Ok(true)` when the connection may serve another request.
+fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::io::Result<bool> {
     let len = p.body.len();
     let mut range = if p.honour_range { head.headers.get("range").and_then(|v| parse_range(v, len)) } else { None };
     if let Some(ir) = head.headers.get("if-range") {
-        if *ir != p.etag {
+        if *ir != p.etag && !p.ignore_if_range {
             range = None;
         }
     }
@@ -259,13 +303,20 @@ fn send(mut w: TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::
         }
         None => ("200 OK", p.body, Vec::new()),
     };
-    hdrs.push(("Content-Length".into(), p.claim.unwrap_or(slice.len() as u64).to_string()));
+    if !p.no_length {
+        hdrs.push(("Content-Length".into(), p.claim.unwrap_or(slice.len() as u64).to_string()));
+    }
     hdrs.push(("ETag".into(), p.etag.clone()));
     hdrs.push(("Last-Modified".into(), "Sun, 06 Nov 1994 08:49:37 GMT".into()));
     hdrs.push(("Accept-Ranges".into(), if p.honour_range { "bytes" } else { "none" }.into()));
-    write_head(&mut w, status, &hdrs)?;
+    let keep = p.cut.is_none()
+        && p.claim.is_none()
+        && p.extra.is_empty()
+        && !p.no_length
+        && !head.headers.get("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+    write_head(w, status, &hdrs, keep)?;
     if head.method == "HEAD" {
-        return Ok(());
+        return Ok(keep);
     }
     let (limit, cut) = match p.cut {
         Some((n, how)) => (n.min(slice.len()), Some(how)),
@@ -276,7 +327,7 @@ fn send(mut w: TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::
         Some((chunk, every)) => {
             for c in body.chunks(chunk.max(1)) {
                 if stop.load(Ordering::SeqCst) {
-                    return Ok(());
+                    return Ok(false);
                 }
                 w.write_all(c)?;
                 w.flush()?;
@@ -285,11 +336,12 @@ fn send(mut w: TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::
         }
         None => w.write_all(body)?,
     }
+    w.write_all(p.extra)?;
     w.flush()?;
     match cut {
         Some(Cut::Reset) => {
-            socket2::SockRef::from(&w).set_linger(Some(Duration::ZERO))?;
-            drop(w);
+            // Closing the connection now sends a reset, not a FIN.
+            socket2::SockRef::from(&*w).set_linger(Some(Duration::ZERO))?;
         }
         Some(Cut::Stall) => {
             // Hold the connection silently until the client gives up (or 10 s).
@@ -297,7 +349,7 @@ fn send(mut w: TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::
             let end = Instant::now() + Duration::from_secs(10);
             let mut buf = [0u8; 64];
             while Instant::now() < end && !stop.load(Ordering::SeqCst) {
-                match std::io::Read::read(&mut w, &mut buf) {
+                match std::io::Read::read(w, &mut buf) {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
@@ -307,7 +359,7 @@ fn send(mut w: TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::
         }
         Some(Cut::Close) | None => {}
     }
-    Ok(())
+    Ok(keep)
 }
 
 fn num(s: Option<&str>) -> Option<usize> {
@@ -315,24 +367,32 @@ fn num(s: Option<&str>) -> Option<usize> {
 }
 
 fn serve(stream: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
-    let Some(head) = read_head(&stream) else { return };
-    let hit = {
-        let mut st = state.lock().expect("state");
-        st.seen.push(Seen {
-            method: head.method.clone(),
-            path: head.path.clone(),
-            range: head.headers.get("range").cloned(),
-            if_range: head.headers.get("if-range").cloned(),
-        });
-        let h = st.hits.entry(head.path.clone()).or_default();
-        *h += 1;
-        *h
-    };
-    let _ = route(stream, &head, hit, stop);
+    let Ok(mut w) = stream.try_clone() else { return };
+    let mut r = BufReader::new(stream);
+    // Keep-alive: requests in turn until an answer closes the connection.
+    for _ in 0..10_000 {
+        let Some(head) = read_head(&mut r, stop) else { return };
+        let hit = {
+            let mut st = state.lock().expect("state");
+            st.seen.push(Seen {
+                method: head.method.clone(),
+                path: head.path.clone(),
+                range: head.headers.get("range").cloned(),
+                if_range: head.headers.get("if-range").cloned(),
+            });
+            let h = st.hits.entry(head.path.clone()).or_default();
+            *h += 1;
+            *h
+        };
+        if !matches!(route(&mut w, &head, hit, stop), Ok(true)) {
+            return;
+        }
+    }
 }
 
-fn route(mut w: TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::io::Result<()> {
-    let segs: Vec<&str> = head.path.trim_start_matches('/').split('/').collect();
+fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::io::Result<bool> {
+    let route_path = head.path.split('?').next().unwrap_or("");
+    let segs: Vec<&str> = route_path.trim_start_matches('/').split('/').collect();
     let file = |len: usize| content(len, len as u64);
     match segs.as_slice() {
         ["named", len, _name] => send(w, head, &plain(&file(num(Some(len)).unwrap_or(0))), stop),
@@ -364,16 +424,68 @@ fn route(mut w: TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::i
                 if *ra != "-" {
                     h.push(("Retry-After".into(), (*ra).to_owned()));
                 }
-                write_head(&mut w, &format!("{code} Test"), &h)
+                write_head(w, &format!("{code} Test"), &h, true).map(|()| true)
             } else {
                 send(w, head, &plain(&file(1000)), stop)
             }
         }
         ["loop"] => write_head(
-            &mut w,
+            w,
             "302 Found",
             &[("Location".into(), "/loop".into()), ("Content-Length".into(), "0".into())],
-        ),
+            true,
+        )
+        .map(|()| true),
+        ["redirect", n, rest @ ..] => {
+            let n = num(Some(n)).unwrap_or(0);
+            let to =
+                if n == 0 { format!("/{}", rest.join("/")) } else { format!("/redirect/{}/{}", n - 1, rest.join("/")) };
+            write_head(w, "302 Found", &[("Location".into(), to), ("Content-Length".into(), "0".into())], true)
+                .map(|()| true)
+        }
+        ["ifrange", len, after] => {
+            let len = num(Some(len)).unwrap_or(0);
+            let (body, etag) = if hit == 1 { (content(len, 1), "\"one\"") } else { (content(len, 2), "\"two\"") };
+            let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
+            send(w, head, &Plan { etag: etag.to_owned(), cut, ignore_if_range: true, ..plain(&body) }, stop)
+        }
+        ["retotal", len, after] => {
+            let len = num(Some(len)).unwrap_or(0);
+            let body = if hit == 1 { content(len, 1) } else { content(len + 5, 2) };
+            let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
+            send(w, head, &Plan { etag: "\"same\"".to_owned(), cut, ..plain(&body) }, stop)
+        }
+        ["longspan", len, after] => {
+            let body = file(num(Some(len)).unwrap_or(0));
+            let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
+            let (extra, no_length): (&[u8], bool) = if hit == 1 { (b"", false) } else { (b"GARBAGE", true) };
+            send(w, head, &Plan { cut, extra, no_length, ..plain(&body) }, stop)
+        }
+        ["slowprefix", len, after, ms] => {
+            let body = file(num(Some(len)).unwrap_or(0));
+            let every = Duration::from_millis(num(Some(ms)).unwrap_or(1) as u64);
+            let plan = if hit == 1 {
+                Plan { cut: Some((num(Some(after)).unwrap_or(0), Cut::Close)), ..plain(&body) }
+            } else {
+                Plan { honour_range: false, drip: Some((1024, every)), ..plain(&body) }
+            };
+            send(w, head, &plan, stop)
+        }
+        ["resetnolen", len, after] => {
+            let body = file(num(Some(len)).unwrap_or(0));
+            let plan = if hit == 1 {
+                Plan { cut: Some((num(Some(after)).unwrap_or(0), Cut::Reset)), no_length: true, ..plain(&body) }
+            } else {
+                plain(&body)
+            };
+            send(w, head, &plan, stop)
+        }
+        ["status101"] => {
+            write_head(w, "101 Switching Protocols", &[("Upgrade".into(), "nothing".into())], false).map(|()| false)
+        }
+        ["nocontent"] => write_head(w, "204 No Content", &[("Content-Length".into(), "5".into())], false)
+            .and_then(|()| w.write_all(b"oops!"))
+            .map(|()| false),
         ["drip", len, chunk, ms] => {
             let body = file(num(Some(len)).unwrap_or(0));
             let every = Duration::from_millis(num(Some(ms)).unwrap_or(1) as u64);
@@ -395,11 +507,21 @@ fn route(mut w: TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::i
             send(w, head, &Plan { honour_range: false, claim: Some(2 << 30), ..plain(&body) }, stop)
         }
         ["empty"] => send(w, head, &plain(&[]), stop),
-        _ => write_head(&mut w, "404 Not Found", &[("Content-Length".into(), "0".into())]),
+        _ => write_head(w, "404 Not Found", &[("Content-Length".into(), "0".into())], true).map(|()| true),
     }
 }
 
 /// A well-behaved plan for `body`.
 fn plain(body: &[u8]) -> Plan<'_> {
-    Plan { body, etag: format!("\"v1-{}\"", body.len()), honour_range: true, cut: None, drip: None, claim: None }
+    Plan {
+        body,
+        etag: format!("\"v1-{}\"", body.len()),
+        honour_range: true,
+        cut: None,
+        drip: None,
+        claim: None,
+        extra: b"",
+        ignore_if_range: false,
+        no_length: false,
+    }
 }

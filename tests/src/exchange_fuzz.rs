@@ -101,8 +101,11 @@ pub fn run(data: &[u8]) {
         let honour_range = lie & 1 == 0;
         let honour_if_range = lie & 2 == 0;
         let mut headers: Vec<(String, String)> = Vec::new();
+        // Leaving the ETag out is a lie only when no other version has this
+        // length: otherwise nothing at all would tell the two apart.
+        let unique_length = versions.iter().filter(|o| o.bytes.len() == v.bytes.len()).count() == 1;
         if let Some(e) = &v.etag {
-            if lie & 4 == 0 {
+            if lie & 4 == 0 || !unique_length {
                 headers.push(("ETag".into(), e.clone()));
             }
         }
@@ -134,7 +137,9 @@ pub fn run(data: &[u8]) {
                     b = a + (b - a) / 2; // a shorter span than asked
                 }
                 let first_claim = if lie & 16 != 0 { a.saturating_sub(1) } else { a };
-                let total_claim = if lie & 32 != 0 { (total + 1).to_string() } else { total.to_string() };
+                // A lied total is one no version has: a lie that names another
+                // version's identity (its ETag or its total) cannot be caught.
+                let total_claim = if lie & 32 != 0 { (total + 1000).to_string() } else { total.to_string() };
                 headers.push(("Content-Range".into(), format!("bytes {first_claim}-{b}/{total_claim}")));
                 body.extend_from_slice(&v.bytes[first_claim as usize..=b as usize]);
                 if lie & 64 != 0 {
@@ -149,7 +154,7 @@ pub fn run(data: &[u8]) {
                     body.extend_from_slice(&v.bytes);
                 }
                 if lie & 128 == 0 {
-                    let claim = if lie & 64 != 0 { total + 3 } else { total };
+                    let claim = if lie & 64 != 0 { total + 1000 } else { total };
                     headers.push(("Content-Length".into(), claim.to_string()));
                 }
             }

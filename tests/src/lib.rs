@@ -17,6 +17,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "adapters")]
+pub mod both;
 pub mod exchange;
 pub mod exchange_fuzz;
 pub mod model;

@@ -463,15 +463,17 @@ impl Attempt {
         if self.held.bytes == 0 {
             return status416;
         }
+        // Complete when the sink provably holds its whole version: the held
+        // version's total is this one, or the 416 names the held validator.
+        // A 416 without a validator proves nothing about a version whose
+        // total is unknown (another version may just be that long).
         let got = Version { validator: validator(headers), total: Some(total) };
-        let got = if got.validator.is_none() {
-            Version { validator: self.held.version.validator.clone(), ..got }
-        } else {
-            got
-        };
-        if at == total && self.held.version.continues(&got) {
-            // The sink already holds every byte up to the resource's end.
-            self.version = self.held.version.merged(&got);
+        let held = &self.held.version;
+        let validator_ok = got.validator.is_none() || got.validator == held.validator;
+        let proven = validator_ok
+            && (held.total == Some(total) || got.validator.is_some() && held.total.is_none_or(|t| t == total));
+        if at == total && proven {
+            self.version = held.merged(&got);
             (self.skip, self.want, self.expect, self.partial, self.final_span) = (0, Some(0), Some(0), false, true);
             return Verdict::Accept { restart: false, record: false };
         }

@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod resets;
 mod worker;
 
 use std::collections::HashMap;

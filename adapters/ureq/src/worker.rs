@@ -15,7 +15,7 @@ use weir_http::attempt::{Attempt, End, Verdict, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
 use weir_http::SinkState;
 
-use crate::Msg;
+use crate::{resets, Msg};
 
 /// Read buffer per worker.
 const CHUNK: usize = 64 * 1024;
@@ -98,7 +98,7 @@ pub(crate) fn run(jobs: &Mutex<Receiver<Job>>, reports: &Sender<Msg>, config: &u
             Ok(job) => job,
             Err(_) => return,
         };
-        let a = agent.get_or_insert_with(|| Agent::new_with_config(config.clone())).clone();
+        let a = agent.get_or_insert_with(|| new_agent(config)).clone();
         *lock(&job.abort.agent) = Some(a.clone());
         let result = if job.abort.aborted() { Ok(()) } else { transfer(&a, &job, reports, &mut buf) };
         if lock(&job.abort.agent).take().is_none() {
@@ -107,6 +107,13 @@ pub(crate) fn run(jobs: &Mutex<Receiver<Job>>, reports: &Sender<Msg>, config: &u
         }
         let _ = reports.send(Msg::Finished { id: job.id, attempt: job.attempt, result });
     }
+}
+
+/// An agent whose connections note resets ([`resets`]).
+fn new_agent(config: &ureq::config::Config) -> Agent {
+    use ureq::unversioned::{resolver::DefaultResolver, transport::Connector, transport::DefaultConnector};
+    let connector = DefaultConnector::new().chain(resets::WatchResets);
+    Agent::with_parts(config.clone(), connector, DefaultResolver::default())
 }
 
 /// Run one attempt: a loop around [`Attempt`], which makes every HTTP
@@ -161,6 +168,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
         }
     };
     let mut reader = resp.into_body().into_reader();
+    resets::clear();
     let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pace: Coalescer::default() };
     let end = loop {
         if !attempt.wants_more() {
@@ -171,6 +179,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             break End::Clean;
         }
         let n = match reader.read(buf) {
+            Ok(0) if resets::broken() => break End::Broken(NetError::Reset("the connection broke off".into())),
             Ok(0) => break End::Clean,
             Ok(n) => n,
             Err(_) if job.abort.aborted() => return Ok(()),

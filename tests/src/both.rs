@@ -1,0 +1,170 @@
+//! One test body, both adapters: run the same downloads through
+//! `weir-ureq` and `weir-async` and hand back outcomes and events in one
+//! shape, so a behaviour test is written once and asserted on each.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weir::{Config, DownloaderEvent, Request, RequestPriority};
+use weir_http::{FetchError, Response};
+
+/// Which adapter runs the downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    /// `weir-ureq`: worker threads.
+    Ureq,
+    /// `weir-async`: tasks on async-io.
+    Async,
+}
+
+/// Both adapters, for `for adapter in ADAPTERS`.
+pub const ADAPTERS: [Adapter; 2] = [Adapter::Ureq, Adapter::Async];
+
+/// Where a download goes.
+#[derive(Debug, Clone)]
+pub enum Into {
+    /// Memory.
+    Memory,
+    /// A file at this path.
+    File(std::path::PathBuf),
+    /// A writer that cannot be rewound (the bytes are in [`Got::written`]).
+    Writer,
+}
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What one download ended with.
+#[derive(Debug)]
+pub struct Got {
+    /// The outcome.
+    pub outcome: Result<Response, FetchError>,
+    /// What a [`Into::Writer`] sink received.
+    pub written: Vec<u8>,
+    /// The request's events, in order.
+    pub events: Vec<DownloaderEvent>,
+}
+
+impl Got {
+    /// The body of a completed memory download.
+    ///
+    /// # Panics
+    /// When the download did not complete into memory.
+    #[must_use]
+    pub fn body(&self) -> &[u8] {
+        match &self.outcome {
+            Ok(r) => r.body.as_deref().expect("a memory sink"),
+            Err(e) => panic!("the download failed: {e}"),
+        }
+    }
+
+    /// How many attempts started.
+    #[must_use]
+    pub fn starts(&self) -> usize {
+        self.events.iter().filter(|e| matches!(e, DownloaderEvent::RequestStarted { .. })).count()
+    }
+}
+
+/// Take events until every one of `ids` has its terminal event (an
+/// outcome can settle a moment before its event is published), for at most 5 s.
+fn collect(ids: &[weir::RequestId], mut next: impl FnMut() -> Option<weir_http::Event>) -> Vec<weir_http::Event> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut out: Vec<weir_http::Event> = Vec::new();
+    loop {
+        while let Some(e) = next() {
+            out.push(e);
+        }
+        let ended = |id: &weir::RequestId| out.iter().any(|(_, e)| e.request_id() == *id && e.is_terminal());
+        if ids.iter().all(ended) || std::time::Instant::now() >= deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Run `reqs` on `adapter` under `config` (one peer), wait for all, and
+/// collect each one's outcome and events.
+///
+/// # Panics
+/// When the downloader cannot start or an event stream breaks.
+#[must_use]
+pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<Got> {
+    let writers: Vec<Shared> = reqs.iter().map(|_| Shared::default()).collect();
+    let (outcomes, ids, events) = match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let peer = dl.peer(RequestPriority::Low);
+            let events = peer.subscribe();
+            let items = reqs
+                .into_iter()
+                .zip(&writers)
+                .map(|((r, into), w)| {
+                    let sink = match into {
+                        Into::Memory => weir_ureq::Sink::Memory,
+                        Into::File(p) => weir_ureq::Sink::File(p),
+                        Into::Writer => weir_ureq::Sink::Writer(Box::new(w.clone())),
+                    };
+                    (r, sink)
+                })
+                .collect();
+            let downloads: Vec<_> = peer.fetch_all(items).into_iter().map(|d| d.expect("accepted")).collect();
+            let ids: Vec<_> = downloads.iter().map(weir_ureq::Download::id).collect();
+            let outcomes: Vec<_> = downloads.into_iter().map(weir_ureq::Download::wait).collect();
+            drop(peer);
+            drop(dl);
+            let events = collect(&ids, || events.try_recv().ok());
+            (outcomes, ids, events)
+        }
+        Adapter::Async => {
+            let dl = weir_async::Downloader::spawn(config);
+            let (outcomes, ids, events) = futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                let events = peer.subscribe();
+                let items = reqs
+                    .into_iter()
+                    .zip(&writers)
+                    .map(|((r, into), w)| {
+                        let sink = match into {
+                            Into::Memory => weir_async::Sink::Memory,
+                            Into::File(p) => weir_async::Sink::File(p),
+                            Into::Writer => weir_async::Sink::Writer(Box::new(w.clone())),
+                        };
+                        (r, sink)
+                    })
+                    .collect();
+                let downloads: Vec<_> = peer.fetch_all(items).await.into_iter().map(|d| d.expect("accepted")).collect();
+                let ids: Vec<_> = downloads.iter().map(weir_async::Download::id).collect();
+                let mut outcomes = Vec::new();
+                for d in downloads {
+                    outcomes.push(d.await);
+                }
+                let evs = collect(&ids, || events.try_recv().ok());
+                (outcomes, ids, evs)
+            });
+            drop(dl);
+            (outcomes, ids, events)
+        }
+    };
+    outcomes
+        .into_iter()
+        .zip(ids)
+        .zip(writers)
+        .map(|((outcome, id), w)| Got {
+            outcome,
+            written: w.0.lock().expect("buffer").clone(),
+            events: events.iter().filter(|(_, e)| e.request_id() == id).map(|(_, e)| e.clone()).collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! Every class of misbehaving server, one test body run on both adapters
+//! against the loopback fault server: a completed download is exactly one
+//! version of the resource, every byte once; bad answers fail clearly;
+//! complete exchanges give their connection back to the pool.
+
+use weir_http::FetchError;
+use weir_tests::both::{run, Adapter, Into, ADAPTERS};
+use weir_tests::server::{content, FaultServer};
+use weir_tests::*;
+
+fn cfg() -> Config {
+    Config {
+        max_concurrent: 2,
+        retry: RetryPolicy { base: ms(10), cap: ms(50), ..RetryPolicy::default() },
+        idle_timeout: Some(ms(2000)),
+        ..Config::default()
+    }
+}
+
+fn one(adapter: Adapter, config: Config, req: Request, into: Into) -> weir_tests::both::Got {
+    run(adapter, config, vec![(req, into)]).pop().expect("one download")
+}
+
+fn failed_with_protocol(g: &weir_tests::both::Got) -> bool {
+    matches!(&g.outcome, Err(FetchError::Failed(NetError::Protocol(_))))
+}
+
+#[test]
+fn a_server_that_ignores_if_range_never_gets_spliced() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let path = format!("/ifrange/30000/10000?{adapter:?}");
+        let g = one(adapter, cfg(), get(&server.url(&path)), Into::Memory);
+        assert!(g.body() == &content(30_000, 2)[..], "{adapter:?}: exactly version 2, started over");
+        let path = format!("/ifrange/30000/10000?w{adapter:?}");
+        let g = one(adapter, cfg(), get(&server.url(&path)), Into::Writer);
+        assert!(failed_with_protocol(&g), "{adapter:?}: a writer cannot start over: {:?}", g.outcome);
+        assert!(g.written == content(30_000, 1)[..10_000], "{adapter:?}: nothing of version 2 appended");
+    }
+}
+
+#[test]
+fn a_changed_total_under_the_same_etag_starts_over() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let g = one(adapter, cfg(), get(&server.url(&format!("/retotal/20000/5000?{adapter:?}"))), Into::Memory);
+        assert!(g.body() == &content(20_005, 2)[..], "{adapter:?}");
+    }
+}
+
+#[test]
+fn a_206_longer_than_its_span_is_refused_and_leaves_no_file() {
+    let server = FaultServer::start();
+    let dir = std::env::temp_dir().join(format!("weir-longspan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for adapter in ADAPTERS {
+        let dest = dir.join(format!("{adapter:?}.bin"));
+        let g = one(
+            adapter,
+            cfg(),
+            get(&server.url(&format!("/longspan/7000/3000?{adapter:?}"))),
+            Into::File(dest.clone()),
+        );
+        assert!(failed_with_protocol(&g), "{adapter:?}: {:?}", g.outcome);
+        assert!(!dest.exists(), "{adapter:?}: no file under the final name");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "no partial file left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_slowly_resent_prefix_counts_as_progress() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        // The resend drips 1 KiB every 20 ms: the 30 KiB prefix takes ~600 ms,
+        // twice the idle timeout, while bytes flow all along.
+        let config = Config { idle_timeout: Some(ms(300)), ..cfg() };
+        let path = format!("/slowprefix/40960/30720/20?{adapter:?}");
+        let g = one(adapter, config, get(&server.url(&path)), Into::Memory);
+        assert!(g.body() == &content(40_960, 40_960)[..], "{adapter:?}");
+        assert_eq!(g.starts(), 2, "{adapter:?}: the resume never timed out: {:?}", g.events);
+    }
+}
+
+#[test]
+fn ranges_at_the_edges_get_exactly_what_exists() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let got = run(
+            adapter,
+            cfg(),
+            vec![
+                (get(&server.url("/file/1000")).range(0, Some(u64::MAX)), Into::Memory),
+                (get(&server.url("/file/100000")).range(99_990, Some(199_999)), Into::Memory),
+            ],
+        );
+        assert!(got[0].body() == &content(1000, 1000)[..], "{adapter:?}: range(0, u64::MAX) is the whole resource");
+        assert!(got[1].body() == &content(100_000, 100_000)[99_990..], "{adapter:?}: clamped to the end");
+        assert_eq!((got[0].starts(), got[1].starts()), (1, 1), "{adapter:?}: no retry");
+    }
+}
+
+#[test]
+fn adapters_agree_on_resets_statuses_and_redirects() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let got = run(
+            adapter,
+            cfg(),
+            vec![
+                (get(&server.url(&format!("/resetnolen/50000/20000?{adapter:?}"))), Into::Memory),
+                (get(&server.url(&format!("/status101?{adapter:?}"))), Into::Memory),
+                (get(&server.url(&format!("/nocontent?{adapter:?}"))), Into::Memory),
+                (get(&server.url("/redirect/3/file/500")), Into::Memory),
+            ],
+        );
+        // A body without a length cut by a reset is not complete.
+        assert!(got[0].body() == &content(50_000, 50_000)[..], "{adapter:?}: {:?}", got[0].events);
+        assert!(
+            got[0]
+                .events
+                .iter()
+                .any(|e| matches!(e, DownloaderEvent::RequestRetrying { error: NetError::Reset(_), .. })),
+            "{adapter:?}: {:?}",
+            got[0].events
+        );
+        assert!(
+            matches!(&got[1].outcome, Err(FetchError::Failed(e)) if !e.is_retryable()),
+            "{adapter:?}: a 101 is no success: {:?}",
+            got[1].outcome
+        );
+        let r = got[2].outcome.as_ref().expect("a 204 completes");
+        assert_eq!((r.status, r.bytes), (204, 0), "{adapter:?}: empty whatever its Content-Length");
+        assert!(got[3].body() == &content(500, 500)[..], "{adapter:?}: three redirects followed");
+    }
+}
+
+#[test]
+fn complete_exchanges_give_their_connection_back() {
+    for adapter in ADAPTERS {
+        for (kind, make) in [
+            ("GET", (|u: &str| get(u)) as fn(&str) -> Request),
+            ("ranged GET", |u: &str| get(u).range(100, Some(1099))),
+            ("HEAD", |u: &str| Request::head(url(u))),
+        ] {
+            let server = FaultServer::start();
+            let config = Config { max_concurrent: 1, ..cfg() };
+            let reqs = (0..20).map(|_| (make(&server.url("/file/3000")), Into::Memory)).collect();
+            let got = run(adapter, config, reqs);
+            assert!(got.iter().all(|g| g.outcome.is_ok()), "{adapter:?} {kind}");
+            let conns = server.connections();
+            assert!(conns <= 2, "{adapter:?}: 20 sequential {kind}s opened {conns} connections");
+        }
+    }
+}
