@@ -154,3 +154,46 @@ fn complete_exchanges_give_their_connection_back() {
         }
     }
 }
+
+#[test]
+fn file_sinks_write_private_temporary_files_and_never_follow_a_planted_link() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let dir = std::env::temp_dir().join(format!("weir-filesink-{adapter:?}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        // Links where a predictable temporary name would be (request 1 and 2).
+        for seq in 1..=2 {
+            std::os::unix::fs::symlink(&victim, dir.join(format!(".out.bin.weir-{seq}.part"))).unwrap();
+        }
+        let dest = dir.join("out.bin");
+        // Two downloads into one destination at once: each has its own file.
+        let got = run(
+            adapter,
+            cfg(),
+            vec![
+                (get(&server.url("/drip/70000/7000/2")), Into::File(dest.clone())),
+                (get(&server.url("/drip/70000/7000/3")), Into::File(dest.clone())),
+            ],
+        );
+        assert!(
+            got.iter().all(|g| g.outcome.is_ok()),
+            "{adapter:?}: {:?}",
+            got.iter().map(|g| &g.outcome).collect::<Vec<_>>()
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{adapter:?}: the link was not followed");
+        assert!(std::fs::read(&dest).unwrap() == content(70_000, 70_000), "{adapter:?}: one whole version");
+        assert!(!std::fs::symlink_metadata(&dest).unwrap().file_type().is_symlink(), "{adapter:?}");
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".out.bin.weir-1.part", ".out.bin.weir-2.part", "out.bin", "victim"],
+            "{adapter:?}: no temporary file left"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -101,8 +101,8 @@ struct AsyncState {
 }
 
 impl Target {
-    fn new(sink: Sink, id: RequestId) -> Self {
-        let sync = |s| Target::Sync(SinkState::new(s, id, MEMORY_LIMIT));
+    fn new(sink: Sink) -> Self {
+        let sync = |s| Target::Sync(SinkState::new(s, MEMORY_LIMIT));
         match sink {
             Sink::Memory => sync(weir_http::Sink::Memory),
             Sink::File(p) => sync(weir_http::Sink::File(p)),
@@ -612,7 +612,7 @@ impl DriverState {
                     .map(|(req, sink, done)| {
                         let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
                         let id = self.sched.enqueue(peer, req, now)?;
-                        let sink = Arc::new(Mutex::new(Target::new(sink, id)));
+                        let sink = Arc::new(Mutex::new(Target::new(sink)));
                         self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
                         Ok(id)
                     })
@@ -711,10 +711,9 @@ impl DriverState {
         drop(rec.running);
         let target = match Arc::try_unwrap(rec.sink) {
             Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
-            Err(shared) => std::mem::replace(
-                &mut *lock(&shared),
-                Target::Sync(SinkState::new(weir_http::Sink::Memory, ev.request_id(), 0)),
-            ),
+            Err(shared) => {
+                std::mem::replace(&mut *lock(&shared), Target::Sync(SinkState::new(weir_http::Sink::Memory, 0)))
+            }
         };
         let outcome = match target {
             Target::Sync(state) => match state.settle(ev) {

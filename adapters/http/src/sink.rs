@@ -2,11 +2,10 @@
 //! the caller's writer. A sink outlives attempts, so retries and resumes
 //! append to it and every byte of the resource lands exactly once.
 
-use std::fs::{self, File};
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use weir::{NetError, RequestId};
+use weir::NetError;
 
 use crate::attempt::{Held, Version};
 
@@ -14,9 +13,11 @@ use crate::attempt::{Held, Version};
 pub enum Sink {
     /// Keep the body in memory; the adapter's response hands it over.
     Memory,
-    /// Write to this path. The body goes to a temporary file beside it that is
-    /// renamed into place only when the download completed, so a reader never
-    /// sees a partial file. An existing file at the path is replaced.
+    /// Write to this path. The body goes to a temporary file beside it,
+    /// created exclusively under an unpredictable name (never following a
+    /// symlink, never shared with another process), renamed into place only
+    /// when the download completed and removed when it failed, so a reader
+    /// never sees a partial file. An existing file at the path is replaced.
     File(PathBuf),
     /// Write to the caller's writer. It cannot be rewound, so a resource that
     /// changes between attempts fails the download instead of restarting it.
@@ -35,7 +36,12 @@ impl std::fmt::Debug for Sink {
 
 enum Target {
     Memory(Vec<u8>),
-    File { file: Option<File>, tmp: PathBuf, dest: PathBuf },
+    /// The temporary file is created at the first byte (or at completion
+    /// for an empty body), so a queued download holds no file open.
+    File {
+        file: Option<tempfile::NamedTempFile>,
+        dest: PathBuf,
+    },
     Writer(Box<dyn Write + Send>),
 }
 
@@ -52,6 +58,21 @@ pub enum Delivered {
 
 fn sink_err(what: &str, path: &Path, e: &io::Error) -> NetError {
     NetError::Sink(format!("{what} {}: {e}", path.display()))
+}
+
+/// A new temporary file in `dest`'s directory: created exclusively
+/// (`O_EXCL`, so never through a planted symlink) under a random name.
+fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile, NetError> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = dest.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".weir.part")
+        .tempfile_in(dir)
+        .map_err(|e| sink_err("cannot create a temporary file in", dir, &e))
 }
 
 /// A sink plus what the adapter learned about the resource so far.
@@ -71,15 +92,12 @@ pub struct SinkState {
 }
 
 impl SinkState {
-    /// A fresh state for request `id`'s sink.
-    pub fn new(sink: Sink, id: RequestId, memory_limit: u64) -> Self {
+    /// A fresh state for a download's sink.
+    #[must_use]
+    pub fn new(sink: Sink, memory_limit: u64) -> Self {
         let target = match sink {
             Sink::Memory => Target::Memory(Vec::new()),
-            Sink::File(dest) => {
-                let name = dest.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
-                let tmp = dest.with_file_name(format!(".{name}.weir-{}.part", id.seq()));
-                Target::File { file: None, tmp, dest }
-            }
+            Sink::File(dest) => Target::File { file: None, dest },
             Sink::Writer(w) => Target::Writer(w),
         };
         Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit }
@@ -115,12 +133,12 @@ impl SinkState {
                 }
                 v.extend_from_slice(buf);
             }
-            Target::File { file, tmp, .. } => {
-                if file.is_none() {
-                    *file = Some(File::create(&*tmp).map_err(|e| sink_err("cannot create", tmp, &e))?);
-                }
-                let f = file.as_mut().expect("opened above");
-                f.write_all(buf).map_err(|e| sink_err("cannot write", tmp, &e))?;
+            Target::File { file, dest } => {
+                let f = match file {
+                    Some(f) => f,
+                    None => file.insert(temp_beside(dest)?),
+                };
+                f.write_all(buf).map_err(|e| sink_err("cannot write", f.path(), &e))?;
             }
             Target::Writer(w) => w.write_all(buf).map_err(|e| NetError::Sink(e.to_string()))?,
         }
@@ -135,8 +153,10 @@ impl SinkState {
     pub fn reset(&mut self) -> Result<(), NetError> {
         match &mut self.target {
             Target::Memory(v) => v.clear(),
-            Target::File { file: Some(f), tmp, .. } => {
-                f.set_len(0).and_then(|()| f.rewind()).map_err(|e| sink_err("cannot truncate", tmp, &e))?;
+            Target::File { file: Some(f), .. } => {
+                let path = f.path().to_owned();
+                let f = f.as_file_mut();
+                f.set_len(0).and_then(|()| f.rewind()).map_err(|e| sink_err("cannot truncate", &path, &e))?;
             }
             Target::File { file: None, .. } => {}
             Target::Writer(_) => {
@@ -157,18 +177,15 @@ impl SinkState {
     pub fn finish(self) -> Result<Delivered, NetError> {
         match self.target {
             Target::Memory(v) => Ok(Delivered::Memory(v)),
-            Target::File { file, tmp, dest } => {
+            Target::File { file, dest } => {
                 let file = match file {
                     Some(f) => f,
                     // An empty body: still create the (empty) file.
-                    None => File::create(&tmp).map_err(|e| sink_err("cannot create", &tmp, &e))?,
+                    None => temp_beside(&dest)?,
                 };
-                file.sync_all().map_err(|e| sink_err("cannot sync", &tmp, &e))?;
-                drop(file);
-                fs::rename(&tmp, &dest).map_err(|e| {
-                    let _ = fs::remove_file(&tmp);
-                    sink_err("cannot rename into", &dest, &e)
-                })?;
+                file.as_file().sync_all().map_err(|e| sink_err("cannot sync", file.path(), &e))?;
+                // A failed rename drops (and so removes) the temporary file.
+                file.persist(&dest).map_err(|e| sink_err("cannot rename into", &dest, &e.error))?;
                 Ok(Delivered::File(dest))
             }
             Target::Writer(mut w) => {
@@ -178,11 +195,9 @@ impl SinkState {
         }
     }
 
-    /// The download failed or was cancelled: leave no partial file behind.
+    /// The download failed or was cancelled: leave no partial file behind
+    /// (dropping the temporary file removes it).
     pub fn abandon(self) {
-        if let Target::File { file, tmp, .. } = self.target {
-            drop(file);
-            let _ = fs::remove_file(tmp);
-        }
+        drop(self.target);
     }
 }

@@ -529,7 +529,7 @@ impl Driver {
     ) -> Result<RequestId, EnqueueError> {
         let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
-        let sink = Arc::new(Mutex::new(SinkState::new(sink, id, self.memory_limit)));
+        let sink = Arc::new(Mutex::new(SinkState::new(sink, self.memory_limit)));
         self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
         Ok(id)
     }
@@ -594,7 +594,7 @@ impl Driver {
             Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
             Err(shared) => {
                 let mut s = lock(&shared);
-                std::mem::replace(&mut *s, SinkState::new(Sink::Memory, ev.request_id(), 0))
+                std::mem::replace(&mut *s, SinkState::new(Sink::Memory, 0))
             }
         };
         let Some(outcome) = state.settle(ev) else { return };
