@@ -30,6 +30,8 @@ pub enum Into {
     File(std::path::PathBuf),
     /// A writer that cannot be rewound (the bytes are in [`Got::written`]).
     Writer,
+    /// A resumable partial file for this destination.
+    Resumable(std::path::PathBuf),
 }
 
 /// A writer the test can read back.
@@ -115,6 +117,7 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
                         Into::Memory => weir_ureq::Sink::Memory,
                         Into::File(p) => weir_ureq::Sink::File(p),
                         Into::Writer => weir_ureq::Sink::Writer(Box::new(w.clone())),
+                        Into::Resumable(p) => weir_ureq::Sink::Resumable(p),
                     };
                     (r, sink)
                 })
@@ -140,6 +143,7 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
                             Into::Memory => weir_async::Sink::Memory,
                             Into::File(p) => weir_async::Sink::File(p),
                             Into::Writer => weir_async::Sink::Writer(Box::new(w.clone())),
+                            Into::Resumable(p) => weir_async::Sink::Resumable(p),
                         };
                         (r, sink)
                     })

@@ -197,3 +197,64 @@ fn file_sinks_write_private_temporary_files_and_never_follow_a_planted_link() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_resumable_file_outlives_the_downloader_and_never_splices_two_versions() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let dir = std::env::temp_dir().join(format!("weir-resumable-{adapter:?}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let once = Config {
+            idle_timeout: Some(ms(300)),
+            retry: RetryPolicy { max_retries: 0, ..RetryPolicy::default() },
+            ..cfg()
+        };
+
+        // Run 1 stalls after 40 000 bytes and gives up: the partial file stays.
+        let dest = dir.join("r.bin");
+        let path = format!("/stall/100000/40000?{adapter:?}");
+        let g = one(adapter, once.clone(), get(&server.url(&path)), Into::Resumable(dest.clone()));
+        assert!(matches!(g.outcome, Err(FetchError::Failed(NetError::Timeout))), "{adapter:?}: {:?}", g.outcome);
+        assert!(!dest.exists(), "{adapter:?}: nothing under the final name");
+        let part = weir_http::partial::part_path(&dest);
+        assert!(
+            std::fs::read(&part).unwrap() == content(100_000, 100_000)[..40_000],
+            "{adapter:?}: the prefix is kept"
+        );
+        assert!(weir_http::partial::meta_path(&dest).exists(), "{adapter:?}: with its version");
+
+        // Run 2, a new downloader (as another process would): resumes with If-Range.
+        let g = one(adapter, cfg(), get(&server.url(&path)), Into::Resumable(dest.clone()));
+        assert!(g.outcome.is_ok(), "{adapter:?}: {:?}", g.outcome);
+        assert!(std::fs::read(&dest).unwrap() == content(100_000, 100_000), "{adapter:?}: byte-exact");
+        let last = server.seen().into_iter().rev().find(|s| s.path == path).unwrap();
+        assert_eq!(last.range.as_deref(), Some("bytes=40000-"), "{adapter:?}");
+        assert_eq!(last.if_range.as_deref(), Some("\"v1-100000\""), "{adapter:?}");
+        assert!(!part.exists() && !weir_http::partial::meta_path(&dest).exists(), "{adapter:?}: partial files gone");
+
+        // The resource changes between runs: the second run starts over.
+        let dest = dir.join("e.bin");
+        let path = format!("/etag/60000/20000?{adapter:?}");
+        let g = one(adapter, once.clone(), get(&server.url(&path)), Into::Resumable(dest.clone()));
+        assert!(g.outcome.is_err(), "{adapter:?}: run 1 was cut short");
+        let g = one(adapter, cfg(), get(&server.url(&path)), Into::Resumable(dest.clone()));
+        assert!(g.outcome.is_ok(), "{adapter:?}: {:?}", g.outcome);
+        assert!(std::fs::read(&dest).unwrap() == content(60_000, 2), "{adapter:?}: exactly version 2, never v1's head");
+
+        // A symlink planted at the partial path is refused, its target untouched.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let dest = dir.join("s.bin");
+        std::os::unix::fs::symlink(&victim, weir_http::partial::part_path(&dest)).unwrap();
+        let g = one(adapter, cfg(), get(&server.url("/file/1000")), Into::Resumable(dest.clone()));
+        assert!(
+            matches!(&g.outcome, Err(FetchError::Failed(NetError::Sink(m))) if m.contains("symlink")),
+            "{adapter:?}: {:?}",
+            g.outcome
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{adapter:?}");
+        assert!(!dest.exists(), "{adapter:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -72,6 +72,9 @@ pub enum Sink {
     /// Write to an async writer. It cannot be rewound: a resource that
     /// changes between attempts fails the download instead of restarting it.
     AsyncWriter(Box<dyn AsyncWrite + Send + Unpin>),
+    /// Write to `DEST.part`, kept with its version for a later run when the
+    /// download does not complete; see [`weir_http::Sink::Resumable`].
+    Resumable(std::path::PathBuf),
 }
 
 impl std::fmt::Debug for Sink {
@@ -79,6 +82,7 @@ impl std::fmt::Debug for Sink {
         match self {
             Sink::Memory => f.write_str("Sink::Memory"),
             Sink::File(p) => f.debug_tuple("Sink::File").field(p).finish(),
+            Sink::Resumable(p) => f.debug_tuple("Sink::Resumable").field(p).finish(),
             Sink::Writer(_) => f.write_str("Sink::Writer(..)"),
             Sink::AsyncWriter(_) => f.write_str("Sink::AsyncWriter(..)"),
         }
@@ -107,6 +111,7 @@ impl Target {
             Sink::Memory => sync(weir_http::Sink::Memory),
             Sink::File(p) => sync(weir_http::Sink::File(p)),
             Sink::Writer(w) => sync(weir_http::Sink::Writer(w)),
+            Sink::Resumable(p) => sync(weir_http::Sink::Resumable(p)),
             Sink::AsyncWriter(w) => Target::Async(AsyncState {
                 writer: Some(w),
                 written: 0,
@@ -117,10 +122,10 @@ impl Target {
         }
     }
 
-    fn held(&self) -> Held {
+    fn prepare(&mut self) -> Result<Held, NetError> {
         match self {
-            Target::Sync(s) => s.held(),
-            Target::Async(a) => Held { bytes: a.written, version: a.version.clone() },
+            Target::Sync(s) => s.prepare(),
+            Target::Async(a) => Ok(Held { bytes: a.written, version: a.version.clone() }),
         }
     }
 
@@ -138,17 +143,14 @@ impl Target {
         record: Option<(u16, Vec<(String, String)>)>,
         version: Version,
     ) -> Result<(), NetError> {
-        if restart {
-            self.reset()?;
-        }
         match self {
-            Target::Sync(s) => {
-                if let Some((status, headers)) = record {
-                    (s.status, s.headers) = (status, headers);
-                }
-                s.version = version;
-            }
+            Target::Sync(s) => s.accept(restart, record, version)?,
             Target::Async(a) => {
+                if restart {
+                    return Err(NetError::Protocol(
+                        "the resource changed between attempts and the async writer cannot be rewound".into(),
+                    ));
+                }
                 if let Some((status, headers)) = record {
                     (a.status, a.headers) = (status, headers);
                 }
@@ -778,6 +780,9 @@ impl Reporter {
 async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>) {
     let mut report = Reporter { tx: reports.clone(), id: job.id, attempt: job.attempt, pace: Coalescer::default() };
     let result = attempt(&*transport, &job, &mut report).await;
+    if let Target::Sync(s) = &mut *lock(&job.sink) {
+        s.pause();
+    }
     report.flush();
     let _ = reports.try_send(Msg::Finished { id: job.id, attempt: job.attempt, result });
 }
@@ -785,8 +790,8 @@ async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>)
 /// One attempt: a loop around [`Attempt`], which makes every HTTP decision.
 async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) -> Result<(), NetError> {
     let (held, rewindable) = {
-        let t = lock(&job.sink);
-        (t.held(), t.rewindable())
+        let mut t = lock(&job.sink);
+        (t.prepare()?, t.rewindable())
     };
     let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
     let mut resp = loop {

@@ -14,6 +14,7 @@
 pub mod attempt;
 pub mod outcome;
 pub mod parse;
+pub mod partial;
 pub mod report;
 pub mod sink;
 

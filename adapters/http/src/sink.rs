@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use weir::NetError;
 
 use crate::attempt::{Held, Version};
+use crate::partial::Partial;
 
 /// The destination of a download's body.
 pub enum Sink {
@@ -22,6 +23,12 @@ pub enum Sink {
     /// Write to the caller's writer. It cannot be rewound, so a resource that
     /// changes between attempts fails the download instead of restarting it.
     Writer(Box<dyn Write + Send>),
+    /// Write to `DEST.part`, kept with the version it was fetched under in
+    /// `DEST.part.meta` when the download fails or is cancelled, so a later
+    /// run (another process) resumes it with `If-Range`, or starts it over
+    /// when the resource changed. Renamed to `DEST` when complete. See
+    /// [`crate::partial`].
+    Resumable(PathBuf),
 }
 
 impl std::fmt::Debug for Sink {
@@ -30,6 +37,7 @@ impl std::fmt::Debug for Sink {
             Sink::Memory => f.write_str("Sink::Memory"),
             Sink::File(p) => f.debug_tuple("Sink::File").field(p).finish(),
             Sink::Writer(_) => f.write_str("Sink::Writer(..)"),
+            Sink::Resumable(p) => f.debug_tuple("Sink::Resumable").field(p).finish(),
         }
     }
 }
@@ -43,6 +51,7 @@ enum Target {
         dest: PathBuf,
     },
     Writer(Box<dyn Write + Send>),
+    Resumable(Partial),
 }
 
 /// What a finished sink hands back.
@@ -50,7 +59,7 @@ enum Target {
 pub enum Delivered {
     /// The body, from [`Sink::Memory`].
     Memory(Vec<u8>),
-    /// Where the file now is, from [`Sink::File`].
+    /// Where the file now is, from [`Sink::File`] or [`Sink::Resumable`].
     File(PathBuf),
     /// The writer got everything, from [`Sink::Writer`].
     Writer,
@@ -99,14 +108,57 @@ impl SinkState {
             Sink::Memory => Target::Memory(Vec::new()),
             Sink::File(dest) => Target::File { file: None, dest },
             Sink::Writer(w) => Target::Writer(w),
+            Sink::Resumable(dest) => Target::Resumable(Partial::new(dest)),
         };
         Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit }
     }
 
-    /// What the sink holds, for the next [`Attempt`](crate::Attempt).
-    #[must_use]
-    pub fn held(&self) -> Held {
-        Held { bytes: self.written, version: self.version.clone() }
+    /// What the sink holds, for the next [`Attempt`](crate::Attempt). A
+    /// resumable sink reads its partial file's length and metadata from
+    /// disk the first time.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when a partial file is refused (a symlink, not a
+    /// regular file) or cannot be read.
+    pub fn prepare(&mut self) -> Result<Held, NetError> {
+        if let Target::Resumable(p) = &mut self.target {
+            let held = p.held()?;
+            (self.written, self.version) = (held.bytes, held.version);
+        }
+        Ok(Held { bytes: self.written, version: self.version.clone() })
+    }
+
+    /// Apply an answer the attempt accepted: start over if `restart`, record
+    /// `record` (status, headers) as the download's response, and keep the
+    /// version the bytes now belong to.
+    ///
+    /// # Errors
+    /// As [`SinkState::reset`], or when a resumable sink cannot keep its metadata.
+    pub fn accept(
+        &mut self,
+        restart: bool,
+        record: Option<(u16, Vec<(String, String)>)>,
+        version: Version,
+    ) -> Result<(), NetError> {
+        if restart {
+            self.reset()?;
+        }
+        if let Some((status, headers)) = record {
+            (self.status, self.headers) = (status, headers);
+        }
+        if let Target::Resumable(p) = &mut self.target {
+            p.set_version(&version)?;
+        }
+        self.version = version;
+        Ok(())
+    }
+
+    /// The attempt ended (the download goes on later, or settles): a
+    /// resumable sink closes its file so a waiting download holds none open.
+    pub fn pause(&mut self) {
+        if let Target::Resumable(p) = &mut self.target {
+            p.close();
+        }
     }
 
     /// Whether the sink can start over from zero (memory and file can; a
@@ -141,6 +193,7 @@ impl SinkState {
                 f.write_all(buf).map_err(|e| sink_err("cannot write", f.path(), &e))?;
             }
             Target::Writer(w) => w.write_all(buf).map_err(|e| NetError::Sink(e.to_string()))?,
+            Target::Resumable(p) => p.write(buf)?,
         }
         self.written += buf.len() as u64;
         Ok(())
@@ -159,6 +212,7 @@ impl SinkState {
                 f.set_len(0).and_then(|()| f.rewind()).map_err(|e| sink_err("cannot truncate", &path, &e))?;
             }
             Target::File { file: None, .. } => {}
+            Target::Resumable(p) => p.reset()?,
             Target::Writer(_) => {
                 return Err(NetError::Protocol(
                     "the resource changed between attempts and the writer cannot be rewound".into(),
@@ -192,12 +246,17 @@ impl SinkState {
                 w.flush().map_err(|e| NetError::Sink(e.to_string()))?;
                 Ok(Delivered::Writer)
             }
+            Target::Resumable(p) => p.finish().map(Delivered::File),
         }
     }
 
     /// The download failed or was cancelled: leave no partial file behind
-    /// (dropping the temporary file removes it).
+    /// (dropping the temporary file removes it), except a resumable sink's,
+    /// which stays with its metadata for a later run.
     pub fn abandon(self) {
-        drop(self.target);
+        match self.target {
+            Target::Resumable(mut p) => p.close(),
+            other => drop(other),
+        }
     }
 }

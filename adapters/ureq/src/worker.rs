@@ -101,6 +101,7 @@ pub(crate) fn run(jobs: &Mutex<Receiver<Job>>, reports: &Sender<Msg>, config: &u
         let a = agent.get_or_insert_with(|| new_agent(config)).clone();
         *lock(&job.abort.agent) = Some(a.clone());
         let result = if job.abort.aborted() { Ok(()) } else { transfer(&a, &job, reports, &mut buf) };
+        lock(&job.sink).pause();
         if lock(&job.abort.agent).take().is_none() {
             // The driver shut this agent down: start the next job on a fresh one.
             agent = None;
@@ -121,8 +122,8 @@ fn new_agent(config: &ureq::config::Config) -> Agent {
 /// aborted and nobody cares any more.
 fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> Result<(), NetError> {
     let (held, rewindable) = {
-        let s = lock(&job.sink);
-        (s.held(), s.rewindable())
+        let mut s = lock(&job.sink);
+        (s.prepare()?, s.rewindable())
     };
     let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
     let resp = loop {
@@ -153,13 +154,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             }
             Verdict::Accept { restart, record } => {
                 let mut s = lock(&job.sink);
-                if restart {
-                    s.reset()?;
-                }
-                if record {
-                    (s.status, s.headers) = (status, headers);
-                }
-                s.version = attempt.version().clone();
+                s.accept(restart, record.then_some((status, headers)), attempt.version().clone())?;
                 if attempt.final_size().is_some_and(|n| !s.fits(n)) {
                     return Err(NetError::TooLarge);
                 }

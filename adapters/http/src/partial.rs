@@ -1,0 +1,232 @@
+//! A partial file that outlives the process: `DEST.part` holds the bytes
+//! fetched so far, `DEST.part.meta` the version they were fetched under
+//! (validator and total). A later process resumes it with `If-Range`, and
+//! the [`Attempt`](crate::Attempt) restarts it from zero when the resource
+//! changed, so two versions are never spliced. When the download completes
+//! the partial file is renamed to `DEST` and its metadata removed; when it
+//! fails or is cancelled both stay for the next run.
+//!
+//! Files are opened only when a transfer starts and never through a
+//! symlink: a partial path that is a symlink or not a regular file is
+//! refused (checked on the opened handle against the path, so a link
+//! swapped in between is caught too).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use weir::NetError;
+
+use crate::attempt::{Held, Version};
+
+/// First line of a metadata file; a file without it is not ours.
+const MAGIC: &str = "weir-partial 1";
+
+/// `DEST.part`: where the bytes of `dest` accumulate.
+#[must_use]
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+/// `DEST.part.meta`: the version of the partial file's bytes.
+#[must_use]
+pub fn meta_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".part.meta");
+    PathBuf::from(s)
+}
+
+fn err(what: &str, path: &Path, e: &io::Error) -> NetError {
+    NetError::Sink(format!("{what} {}: {e}", path.display()))
+}
+
+/// Open `path` for appending without following a symlink: it must be a
+/// regular file (created exclusively when missing), and the opened handle
+/// must be the file the path names.
+fn open_regular(path: &Path) -> Result<File, NetError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| err("cannot create", path, &e));
+        }
+        Err(e) => return Err(err("cannot inspect", path, &e)),
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(NetError::Sink(format!("{} is not a regular file (a symlink?); refusing it", path.display())));
+        }
+        Ok(_) => {}
+    }
+    let before = fs::symlink_metadata(path).map_err(|e| err("cannot inspect", path, &e))?;
+    let file = OpenOptions::new().append(true).open(path).map_err(|e| err("cannot open", path, &e))?;
+    let opened = file.metadata().map_err(|e| err("cannot inspect", path, &e))?;
+    if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) || !opened.file_type().is_file() {
+        return Err(NetError::Sink(format!("{} changed while it was opened; refusing it", path.display())));
+    }
+    Ok(file)
+}
+
+/// Read the metadata file; anything unreadable or foreign is "unknown".
+fn read_meta(path: &Path) -> Version {
+    let Ok(m) = fs::symlink_metadata(path) else { return Version::default() };
+    if !m.file_type().is_file() || m.len() > 4096 {
+        return Version::default();
+    }
+    let Ok(text) = fs::read_to_string(path) else { return Version::default() };
+    let mut lines = text.lines();
+    if lines.next() != Some(MAGIC) {
+        return Version::default();
+    }
+    let mut v = Version::default();
+    for line in lines {
+        match line.split_once('=') {
+            Some(("validator", val)) if !val.is_empty() => v.validator = Some(val.to_owned()),
+            Some(("total", t)) => v.total = t.parse().ok(),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Write the metadata file beside the partial one (a temporary file renamed
+/// over it, so a reader never sees half of it).
+fn write_meta(path: &Path, v: &Version) -> Result<(), NetError> {
+    let mut text = format!("{MAGIC}\n");
+    if let Some(val) = v.validator.as_deref().filter(|val| !val.contains(['\n', '\r'])) {
+        text.push_str(&format!("validator={val}\n"));
+    }
+    if let Some(t) = v.total {
+        text.push_str(&format!("total={t}\n"));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".weir-meta.")
+        .tempfile_in(dir)
+        .map_err(|e| err("cannot create a temporary file in", dir, &e))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| err("cannot write", tmp.path(), &e))?;
+    tmp.persist(path).map_err(|e| err("cannot write", path, &e.error))?;
+    Ok(())
+}
+
+/// A resumable partial file of `dest`.
+#[derive(Debug)]
+pub struct Partial {
+    dest: PathBuf,
+    part: PathBuf,
+    meta: PathBuf,
+    /// Open while a transfer writes.
+    file: Option<File>,
+    /// Bytes in the partial file.
+    len: u64,
+    /// The version on disk, once read.
+    version: Option<Version>,
+}
+
+impl Partial {
+    /// The partial file of `dest`. Nothing is opened yet.
+    #[must_use]
+    pub fn new(dest: PathBuf) -> Self {
+        let (part, meta) = (part_path(&dest), meta_path(&dest));
+        Partial { dest, part, meta, file: None, len: 0, version: None }
+    }
+
+    /// What the partial file holds, read from disk the first time (its
+    /// length and the version in its metadata).
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when the partial path is a symlink or not a
+    /// regular file, or cannot be read.
+    pub fn held(&mut self) -> Result<Held, NetError> {
+        if self.version.is_none() {
+            self.len = match fs::symlink_metadata(&self.part) {
+                Ok(m) if m.file_type().is_file() => m.len(),
+                Ok(_) => {
+                    return Err(NetError::Sink(format!(
+                        "{} is not a regular file (a symlink?); refusing it",
+                        self.part.display()
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(err("cannot inspect", &self.part, &e)),
+            };
+            self.version = Some(if self.len > 0 { read_meta(&self.meta) } else { Version::default() });
+        }
+        Ok(Held { bytes: self.len, version: self.version.clone().unwrap_or_default() })
+    }
+
+    /// The bytes now belong to `version`: keep it on disk beside them.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when the metadata cannot be written.
+    pub fn set_version(&mut self, version: &Version) -> Result<(), NetError> {
+        if self.version.as_ref() != Some(version) {
+            write_meta(&self.meta, version)?;
+            self.version = Some(version.clone());
+        }
+        Ok(())
+    }
+
+    fn file(&mut self) -> Result<&mut File, NetError> {
+        if self.file.is_none() {
+            self.file = Some(open_regular(&self.part)?);
+        }
+        self.file.as_mut().ok_or_else(|| NetError::Sink(format!("cannot open {}", self.part.display())))
+    }
+
+    /// Append bytes.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] on an I/O error or a refused partial path.
+    pub fn write(&mut self, buf: &[u8]) -> Result<(), NetError> {
+        let part = self.part.clone();
+        self.file()?.write_all(buf).map_err(|e| err("cannot write", &part, &e))?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Start over from byte zero.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when the file cannot be truncated.
+    pub fn reset(&mut self) -> Result<(), NetError> {
+        let part = self.part.clone();
+        if self.len > 0 || self.file.is_some() {
+            let f = self.file()?;
+            f.set_len(0)
+                .and_then(|()| f.seek(SeekFrom::Start(0)).map(drop))
+                .map_err(|e| err("cannot truncate", &part, &e))?;
+        }
+        self.len = 0;
+        self.version = Some(Version::default());
+        let _ = fs::remove_file(&self.meta);
+        Ok(())
+    }
+
+    /// The transfer paused (failed, cancelled, preempted): close the file,
+    /// keep it and its metadata for a later run.
+    pub fn close(&mut self) {
+        if let Some(f) = self.file.take() {
+            let _ = f.sync_data();
+        }
+    }
+
+    /// Complete: the partial file becomes `dest`; its metadata goes.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when syncing or renaming fails.
+    pub fn finish(mut self) -> Result<PathBuf, NetError> {
+        let part = self.part.clone();
+        self.file()?.sync_all().map_err(|e| err("cannot sync", &part, &e))?;
+        self.file = None;
+        fs::rename(&self.part, &self.dest).map_err(|e| err("cannot rename into", &self.dest, &e))?;
+        let _ = fs::remove_file(&self.meta);
+        Ok(self.dest)
+    }
+}
