@@ -275,3 +275,15 @@ fn bad_input_gets_clear_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_async_writer_sink_is_refused_before_any_exchange() {
+    let (server, _dl, peer, _rx) = setup(cfg());
+    let sink = Sink::AsyncWriter(Box::new(futures_lite::io::sink()));
+    let out = peer.fetch(get(&server.url("/file/100")), sink).unwrap().wait();
+    assert!(
+        matches!(&out, Err(FetchError::Failed(NetError::Sink(m))) if m.contains("weir-async")),
+        "a clear error: {out:?}"
+    );
+    assert_eq!(server.hits("/file/100"), 0, "refused before asking the server");
+}

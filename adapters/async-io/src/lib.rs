@@ -61,33 +61,10 @@ use weir_http::report::Coalescer;
 use weir_http::SinkState;
 pub use weir_http::{Event, FetchError, Outcome, Response};
 
-/// The destination of a download's body.
-pub enum Sink {
-    /// Keep the body in memory ([`Response::body`]).
-    Memory,
-    /// Write to a temporary file beside this path, renamed into place on completion.
-    File(std::path::PathBuf),
-    /// Write to a blocking writer.
-    Writer(Box<dyn std::io::Write + Send>),
-    /// Write to an async writer. It cannot be rewound: a resource that
-    /// changes between attempts fails the download instead of restarting it.
-    AsyncWriter(Box<dyn AsyncWrite + Send + Unpin>),
-    /// Write to `DEST.part`, kept with its version for a later run when the
-    /// download does not complete; see [`weir_http::Sink::Resumable`].
-    Resumable(std::path::PathBuf),
-}
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Sink::Memory => f.write_str("Sink::Memory"),
-            Sink::File(p) => f.debug_tuple("Sink::File").field(p).finish(),
-            Sink::Resumable(p) => f.debug_tuple("Sink::Resumable").field(p).finish(),
-            Sink::Writer(_) => f.write_str("Sink::Writer(..)"),
-            Sink::AsyncWriter(_) => f.write_str("Sink::AsyncWriter(..)"),
-        }
-    }
-}
+/// The destination of a download's body: memory, a file, a resumable
+/// partial file, a blocking writer or an async writer; the one type both
+/// adapters take ([`weir_http::Sink`]).
+pub use weir_http::Sink;
 
 /// A request's sink and what is known about the resource.
 enum Target {
@@ -106,12 +83,7 @@ struct AsyncState {
 
 impl Target {
     fn new(sink: Sink) -> Self {
-        let sync = |s| Target::Sync(SinkState::new(s, MEMORY_LIMIT));
         match sink {
-            Sink::Memory => sync(weir_http::Sink::Memory),
-            Sink::File(p) => sync(weir_http::Sink::File(p)),
-            Sink::Writer(w) => sync(weir_http::Sink::Writer(w)),
-            Sink::Resumable(p) => sync(weir_http::Sink::Resumable(p)),
             Sink::AsyncWriter(w) => Target::Async(AsyncState {
                 writer: Some(w),
                 written: 0,
@@ -119,6 +91,7 @@ impl Target {
                 status: 0,
                 headers: Vec::new(),
             }),
+            other => Target::Sync(SinkState::new(other, MEMORY_LIMIT)),
         }
     }
 

@@ -29,6 +29,11 @@ pub enum Sink {
     /// when the resource changed. Renamed to `DEST` when complete. See
     /// [`crate::partial`].
     Resumable(PathBuf),
+    /// Write to the caller's async writer (feature `async`, written by
+    /// `weir-async`; the blocking adapter refuses it with a clear error).
+    /// It cannot be rewound, like [`Sink::Writer`].
+    #[cfg(feature = "async")]
+    AsyncWriter(Box<dyn futures_io::AsyncWrite + Send + Unpin>),
 }
 
 impl std::fmt::Debug for Sink {
@@ -38,6 +43,8 @@ impl std::fmt::Debug for Sink {
             Sink::File(p) => f.debug_tuple("Sink::File").field(p).finish(),
             Sink::Writer(_) => f.write_str("Sink::Writer(..)"),
             Sink::Resumable(p) => f.debug_tuple("Sink::Resumable").field(p).finish(),
+            #[cfg(feature = "async")]
+            Sink::AsyncWriter(_) => f.write_str("Sink::AsyncWriter(..)"),
         }
     }
 }
@@ -52,6 +59,9 @@ enum Target {
     },
     Writer(Box<dyn Write + Send>),
     Resumable(Partial),
+    /// A sink this state cannot write; every write fails with this reason.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    Refused(&'static str),
 }
 
 /// What a finished sink hands back.
@@ -109,6 +119,8 @@ impl SinkState {
             Sink::File(dest) => Target::File { file: None, dest },
             Sink::Writer(w) => Target::Writer(w),
             Sink::Resumable(dest) => Target::Resumable(Partial::new(dest)),
+            #[cfg(feature = "async")]
+            Sink::AsyncWriter(_) => Target::Refused("an async writer sink needs the async adapter (weir-async)"),
         };
         Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit }
     }
@@ -121,6 +133,9 @@ impl SinkState {
     /// [`NetError::Sink`] when a partial file is refused (a symlink, not a
     /// regular file) or cannot be read.
     pub fn prepare(&mut self) -> Result<Held, NetError> {
+        if let Target::Refused(why) = &self.target {
+            return Err(NetError::Sink((*why).to_owned()));
+        }
         if let Target::Resumable(p) = &mut self.target {
             let held = p.held()?;
             (self.written, self.version) = (held.bytes, held.version);
@@ -165,7 +180,7 @@ impl SinkState {
     /// caller's writer cannot).
     #[must_use]
     pub fn rewindable(&self) -> bool {
-        !matches!(self.target, Target::Writer(_))
+        !matches!(self.target, Target::Writer(_) | Target::Refused(_))
     }
 
     /// Whether more bytes up to `total` would fit.
@@ -194,6 +209,7 @@ impl SinkState {
             }
             Target::Writer(w) => w.write_all(buf).map_err(|e| NetError::Sink(e.to_string()))?,
             Target::Resumable(p) => p.write(buf)?,
+            Target::Refused(why) => return Err(NetError::Sink((*why).to_owned())),
         }
         self.written += buf.len() as u64;
         Ok(())
@@ -213,6 +229,7 @@ impl SinkState {
             }
             Target::File { file: None, .. } => {}
             Target::Resumable(p) => p.reset()?,
+            Target::Refused(why) => return Err(NetError::Sink((*why).to_owned())),
             Target::Writer(_) => {
                 return Err(NetError::Protocol(
                     "the resource changed between attempts and the writer cannot be rewound".into(),
@@ -247,6 +264,7 @@ impl SinkState {
                 Ok(Delivered::Writer)
             }
             Target::Resumable(p) => p.finish().map(Delivered::File),
+            Target::Refused(why) => Err(NetError::Sink(why.to_owned())),
         }
     }
 
