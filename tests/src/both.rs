@@ -48,6 +48,16 @@ impl Write for Shared {
     }
 }
 
+/// The sink both adapters take for `into`.
+fn sink(into: Into, w: &Shared) -> weir_http::Sink {
+    match into {
+        Into::Memory => weir_http::Sink::Memory,
+        Into::File(p) => weir_http::Sink::File(p),
+        Into::Writer => weir_http::Sink::Writer(Box::new(w.clone())),
+        Into::Resumable(p) => weir_http::Sink::Resumable(p),
+    }
+}
+
 /// What one download ended with.
 #[derive(Debug)]
 pub struct Got {
@@ -109,19 +119,7 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
             let dl = weir_ureq::Downloader::new(config);
             let peer = dl.peer(RequestPriority::Low);
             let events = peer.subscribe();
-            let items = reqs
-                .into_iter()
-                .zip(&writers)
-                .map(|((r, into), w)| {
-                    let sink = match into {
-                        Into::Memory => weir_ureq::Sink::Memory,
-                        Into::File(p) => weir_ureq::Sink::File(p),
-                        Into::Writer => weir_ureq::Sink::Writer(Box::new(w.clone())),
-                        Into::Resumable(p) => weir_ureq::Sink::Resumable(p),
-                    };
-                    (r, sink)
-                })
-                .collect();
+            let items = reqs.into_iter().zip(&writers).map(|((r, into), w)| (r, sink(into, w))).collect();
             let downloads: Vec<_> = peer.fetch_all(items).into_iter().map(|d| d.expect("accepted")).collect();
             let ids: Vec<_> = downloads.iter().map(weir_ureq::Download::id).collect();
             let outcomes: Vec<_> = downloads.into_iter().map(weir_ureq::Download::wait).collect();
@@ -135,19 +133,7 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
             let (outcomes, ids, events) = futures_lite::future::block_on(async {
                 let peer = dl.peer(RequestPriority::Low).await;
                 let events = peer.subscribe();
-                let items = reqs
-                    .into_iter()
-                    .zip(&writers)
-                    .map(|((r, into), w)| {
-                        let sink = match into {
-                            Into::Memory => weir_async::Sink::Memory,
-                            Into::File(p) => weir_async::Sink::File(p),
-                            Into::Writer => weir_async::Sink::Writer(Box::new(w.clone())),
-                            Into::Resumable(p) => weir_async::Sink::Resumable(p),
-                        };
-                        (r, sink)
-                    })
-                    .collect();
+                let items = reqs.into_iter().zip(&writers).map(|((r, into), w)| (r, sink(into, w))).collect();
                 let downloads: Vec<_> = peer.fetch_all(items).await.into_iter().map(|d| d.expect("accepted")).collect();
                 let ids: Vec<_> = downloads.iter().map(weir_async::Download::id).collect();
                 let mut outcomes = Vec::new();
