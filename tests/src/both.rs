@@ -158,3 +158,51 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
         })
         .collect()
 }
+
+/// Run one download into memory and read its progress every 5 ms while it
+/// runs (for at most 30 s); the readings in order, and the outcome.
+///
+/// # Panics
+/// When the downloader cannot start or the download is refused.
+pub fn watch(
+    adapter: Adapter,
+    config: Config,
+    req: Request,
+) -> (Result<Response, FetchError>, Vec<weir_http::Snapshot>) {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let peer = dl.peer(RequestPriority::Low);
+            let mut d = peer.fetch(req, weir_http::Sink::Memory).expect("accepted");
+            loop {
+                seen.push(d.progress());
+                if let Some(o) = d.wait_timeout(Duration::from_millis(5)) {
+                    seen.push(d.progress());
+                    return (o, seen);
+                }
+                assert!(std::time::Instant::now() < deadline, "the download ends within 30 s");
+            }
+        }
+        Adapter::Async => {
+            let dl = weir_async::Downloader::spawn(config);
+            futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                let mut d = peer.fetch(req, weir_http::Sink::Memory).await.expect("accepted");
+                loop {
+                    seen.push(d.progress());
+                    let tick = async {
+                        async_io::Timer::after(Duration::from_millis(5)).await;
+                        None
+                    };
+                    if let Some(o) = futures_lite::future::or(async { Some((&mut d).await) }, tick).await {
+                        seen.push(d.progress());
+                        return (o, seen);
+                    }
+                    assert!(std::time::Instant::now() < deadline, "the download ends within 30 s");
+                }
+            })
+        }
+    }
+}

@@ -258,3 +258,20 @@ fn a_resumable_file_outlives_the_downloader_and_never_splices_two_versions() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn progress_is_readable_while_a_download_runs() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        // 20 chunks of 10 000 bytes, one every 15 ms.
+        let (outcome, seen) = weir_tests::both::watch(adapter, cfg(), get(&server.url("/drip/200000/10000/15")));
+        assert_eq!(outcome.expect("completes").bytes, 200_000, "{adapter:?}");
+        let last = *seen.last().expect("readings");
+        assert_eq!((last.bytes, last.total), (200_000, Some(200_000)), "{adapter:?}");
+        assert!(
+            seen.iter().any(|s| s.total == Some(200_000) && s.bytes > 0 && s.bytes < 200_000),
+            "{adapter:?}: the size is known and bytes grow while it runs: {seen:?}"
+        );
+        assert!(seen.windows(2).all(|w| w[0].bytes <= w[1].bytes), "{adapter:?}: never backwards here");
+    }
+}

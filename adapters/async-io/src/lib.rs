@@ -58,8 +58,9 @@ use weir::{
 };
 use weir_http::attempt::{Attempt, End, Held, Verdict, Version, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
+use weir_http::Progress;
 use weir_http::SinkState;
-pub use weir_http::{Event, FetchError, Outcome, Response};
+pub use weir_http::{Event, FetchError, Outcome, Response, Snapshot};
 
 /// The destination of a download's body: memory, a file, a resumable
 /// partial file, a blocking writer or an async writer; the one type both
@@ -79,10 +80,11 @@ struct AsyncState {
     version: Version,
     status: u16,
     headers: Vec<(String, String)>,
+    progress: Arc<Progress>,
 }
 
 impl Target {
-    fn new(sink: Sink) -> Self {
+    fn new(sink: Sink, progress: Arc<Progress>) -> Self {
         match sink {
             Sink::AsyncWriter(w) => Target::Async(AsyncState {
                 writer: Some(w),
@@ -90,8 +92,16 @@ impl Target {
                 version: Version::default(),
                 status: 0,
                 headers: Vec::new(),
+                progress,
             }),
-            other => Target::Sync(SinkState::new(other, MEMORY_LIMIT)),
+            other => Target::Sync(SinkState::with_progress(other, MEMORY_LIMIT, progress)),
+        }
+    }
+
+    fn expect(&self, total: Option<u64>) {
+        match self {
+            Target::Sync(s) => s.expect(total),
+            Target::Async(a) => a.progress.set_total(total),
         }
     }
 
@@ -168,6 +178,7 @@ impl Lent<'_> {
             // Counted at once: a cancellation after this keeps the count exact.
             if let Target::Async(a) = &mut *lock(self.target) {
                 a.written += n as u64;
+                a.progress.set_bytes(a.written);
             }
             part = &part[n..];
         }
@@ -195,7 +206,7 @@ enum Msg {
     CancelGroup(GroupId),
     Fetch {
         peer: PeerId,
-        items: Vec<(Request, Sink, Sender<Outcome>)>,
+        items: Vec<(Request, Sink, Sender<Outcome>, Arc<Progress>)>,
         reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
     },
     Cancel(RequestId),
@@ -371,8 +382,9 @@ impl PeerHandle {
             .into_iter()
             .map(|(r, s)| {
                 let (tx, rx) = async_channel::bounded(1);
-                outcomes.push(rx);
-                (r, s, tx)
+                let progress = Arc::new(Progress::default());
+                outcomes.push((rx, Arc::clone(&progress)));
+                (r, s, tx, progress)
             })
             .collect();
         let (reply, reply_rx) = async_channel::bounded(1);
@@ -382,7 +394,9 @@ impl PeerHandle {
         };
         ids.into_iter()
             .zip(outcomes)
-            .map(|(id, rx)| id.map(|id| Download { id, rx: Box::pin(rx), tx: self.inner.tx.clone(), finished: false }))
+            .map(|(id, (rx, progress))| {
+                id.map(|id| Download { id, rx: Box::pin(rx), tx: self.inner.tx.clone(), progress, finished: false })
+            })
             .collect()
     }
 
@@ -443,10 +457,18 @@ pub struct Download {
     id: RequestId,
     rx: Pin<Box<Receiver<Outcome>>>,
     tx: Sender<Msg>,
+    progress: Arc<Progress>,
     finished: bool,
 }
 
 impl Download {
+    /// Bytes in the sink now and the size it will have, when known: a
+    /// cheap read at any moment (no message to the driver).
+    #[must_use]
+    pub fn progress(&self) -> Snapshot {
+        self.progress.get()
+    }
+
     /// The request's id.
     #[must_use]
     pub fn id(&self) -> RequestId {
@@ -584,10 +606,10 @@ impl DriverState {
             Msg::Fetch { peer, items, reply } => {
                 let ids = items
                     .into_iter()
-                    .map(|(req, sink, done)| {
+                    .map(|(req, sink, done, progress)| {
                         let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
                         let id = self.sched.enqueue(peer, req, now)?;
-                        let sink = Arc::new(Mutex::new(Target::new(sink)));
+                        let sink = Arc::new(Mutex::new(Target::new(sink, progress)));
                         self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
                         Ok(id)
                     })
@@ -783,6 +805,7 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
                 let mut t = lock(&job.sink);
                 let record = record.then(|| (resp.status, resp.headers.clone()));
                 t.accept(restart, record, attempt.version().clone())?;
+                t.expect(attempt.final_size());
                 if attempt.final_size().is_some_and(|n| !t.fits(n)) {
                     return Err(NetError::TooLarge);
                 }

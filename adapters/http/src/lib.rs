@@ -15,10 +15,12 @@ pub mod attempt;
 pub mod outcome;
 pub mod parse;
 pub mod partial;
+pub mod progress;
 pub mod report;
 pub mod sink;
 
 pub use attempt::{Attempt, End, Held, Verdict, Version};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
+pub use progress::{Progress, Snapshot};
 pub use sink::{Delivered, Sink, SinkState};

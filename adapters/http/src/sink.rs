@@ -4,11 +4,13 @@
 
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use weir::NetError;
 
 use crate::attempt::{Held, Version};
 use crate::partial::Partial;
+use crate::progress::Progress;
 
 /// The destination of a download's body.
 pub enum Sink {
@@ -108,12 +110,20 @@ pub struct SinkState {
     pub headers: Vec<(String, String)>,
     /// Largest body a memory sink accepts.
     pub memory_limit: u64,
+    /// What the download's handle reads.
+    progress: Arc<Progress>,
 }
 
 impl SinkState {
     /// A fresh state for a download's sink.
     #[must_use]
     pub fn new(sink: Sink, memory_limit: u64) -> Self {
+        Self::with_progress(sink, memory_limit, Arc::default())
+    }
+
+    /// A fresh state that keeps `progress` (held by the download's handle) current.
+    #[must_use]
+    pub fn with_progress(sink: Sink, memory_limit: u64, progress: Arc<Progress>) -> Self {
         let target = match sink {
             Sink::Memory => Target::Memory(Vec::new()),
             Sink::File(dest) => Target::File { file: None, dest },
@@ -122,7 +132,7 @@ impl SinkState {
             #[cfg(feature = "async")]
             Sink::AsyncWriter(_) => Target::Refused("an async writer sink needs the async adapter (weir-async)"),
         };
-        Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit }
+        Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit, progress }
     }
 
     /// What the sink holds, for the next [`Attempt`](crate::Attempt). A
@@ -139,6 +149,7 @@ impl SinkState {
         if let Target::Resumable(p) = &mut self.target {
             let held = p.held()?;
             (self.written, self.version) = (held.bytes, held.version);
+            self.progress.set_bytes(self.written);
         }
         Ok(Held { bytes: self.written, version: self.version.clone() })
     }
@@ -166,6 +177,11 @@ impl SinkState {
         }
         self.version = version;
         Ok(())
+    }
+
+    /// The size the sink will have when complete, as the accepted answer tells.
+    pub fn expect(&self, total: Option<u64>) {
+        self.progress.set_total(total);
     }
 
     /// The attempt ended (the download goes on later, or settles): a
@@ -212,6 +228,7 @@ impl SinkState {
             Target::Refused(why) => return Err(NetError::Sink((*why).to_owned())),
         }
         self.written += buf.len() as u64;
+        self.progress.set_bytes(self.written);
         Ok(())
     }
 
@@ -238,6 +255,7 @@ impl SinkState {
         }
         self.written = 0;
         self.version = Version::default();
+        self.progress.set_bytes(0);
         Ok(())
     }
 

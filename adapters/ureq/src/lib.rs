@@ -53,9 +53,9 @@ use weir::{
     Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
     RequestPriority, Scheduler,
 };
-pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink};
+pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink, Snapshot};
 
-use weir_http::SinkState;
+use weir_http::{Progress, SinkState};
 use worker::{lock, AbortHandle, Job};
 
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
@@ -70,7 +70,7 @@ pub(crate) enum Msg {
     CancelGroup(GroupId),
     FetchMany {
         peer: PeerId,
-        items: Vec<(Request, Sink, Sender<Outcome>)>,
+        items: Vec<(Request, Sink, Sender<Outcome>, Arc<Progress>)>,
         reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
     },
     Cancel(RequestId),
@@ -280,8 +280,9 @@ impl PeerHandle {
             .into_iter()
             .map(|(req, sink)| {
                 let (done, done_rx) = mpsc::channel();
-                outcomes.push(done_rx);
-                (req, sink, done)
+                let progress = Arc::new(Progress::default());
+                outcomes.push((done_rx, Arc::clone(&progress)));
+                (req, sink, done, progress)
             })
             .collect();
         let ids = match self.inner.tx.send(Msg::FetchMany { peer: self.inner.id, items, reply }) {
@@ -290,7 +291,9 @@ impl PeerHandle {
         };
         ids.into_iter()
             .zip(outcomes)
-            .map(|(id, rx)| id.map(|id| Download { id, rx, tx: self.inner.tx.clone(), finished: false }))
+            .map(|(id, (rx, progress))| {
+                id.map(|id| Download { id, rx, tx: self.inner.tx.clone(), progress, finished: false })
+            })
             .collect()
     }
 
@@ -347,10 +350,18 @@ pub struct Download {
     id: RequestId,
     rx: Receiver<Outcome>,
     tx: Sender<Msg>,
+    progress: Arc<Progress>,
     finished: bool,
 }
 
 impl Download {
+    /// Bytes in the sink now and the size it will have, when known: a
+    /// cheap read at any moment (no message to the driver).
+    #[must_use]
+    pub fn progress(&self) -> Snapshot {
+        self.progress.get()
+    }
+
     /// The request's id, as events name it.
     #[must_use]
     pub fn id(&self) -> RequestId {
@@ -487,7 +498,10 @@ impl Driver {
             }
             Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
             Msg::FetchMany { peer, items, reply } => {
-                let ids = items.into_iter().map(|(req, sink, done)| self.enqueue(peer, req, sink, done, now)).collect();
+                let ids = items
+                    .into_iter()
+                    .map(|(req, sink, done, progress)| self.enqueue(peer, req, sink, done, progress, now))
+                    .collect();
                 let _ = reply.send(ids);
             }
             Msg::Cancel(id) => self.sched.cancel(id, now),
@@ -525,11 +539,12 @@ impl Driver {
         req: Request,
         sink: Sink,
         done: Sender<Outcome>,
+        progress: Arc<Progress>,
         now: Instant,
     ) -> Result<RequestId, EnqueueError> {
         let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
-        let sink = Arc::new(Mutex::new(SinkState::new(sink, self.memory_limit)));
+        let sink = Arc::new(Mutex::new(SinkState::with_progress(sink, self.memory_limit, progress)));
         self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
         Ok(id)
     }

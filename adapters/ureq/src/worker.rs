@@ -155,6 +155,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             Verdict::Accept { restart, record } => {
                 let mut s = lock(&job.sink);
                 s.accept(restart, record.then_some((status, headers)), attempt.version().clone())?;
+                s.expect(attempt.final_size());
                 if attempt.final_size().is_some_and(|n| !s.fits(n)) {
                     return Err(NetError::TooLarge);
                 }
