@@ -8,16 +8,13 @@ use std::time::{Duration, Instant};
 use weir::{Config, PeerId, Request, RequestPriority, RetryPolicy, Url};
 use weir_ureq::{Download, Downloader, Sink};
 
-use crate::ui::{event_json, peer_name, say, Bars, Counting, Summary};
+use crate::ui::{event_json, peer_name, say, Bars, Summary};
 use weir_faultserver::FaultServer;
 
 fn fetch(peer: &weir_ureq::PeerHandle, bars: &Bars, url: &str, req: Request, label: &str) -> Option<Download> {
-    let id = Arc::new(Mutex::new(None));
-    let sink = Sink::Writer(Box::new(Counting { inner: std::io::sink(), bars: bars.clone(), id: Arc::clone(&id) }));
-    match peer.fetch(req, sink) {
+    match peer.fetch(req, Sink::Writer(Box::new(std::io::sink()))) {
         Ok(d) => {
-            *id.lock().expect("id") = Some(d.id());
-            bars.label(d.id(), format!("{label} {url}"));
+            bars.track(d.id(), format!("{label} {url}"), d.progress_handle());
             Some(d)
         }
         Err(e) => {

@@ -1,17 +1,17 @@
 //! `weir get` and `weir head`.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir::{Config, Request, RequestPriority, RetryPolicy, Url};
 use weir_ureq::{Download, Downloader, FetchError, Sink};
 
-use crate::ui::{event_json, say, Bars, Counting};
+use crate::ui::{event_json, say, Bars};
 
 /// Options of `weir get`.
 pub struct GetOptions {
@@ -69,7 +69,6 @@ fn read_list(input: &str) -> std::io::Result<Vec<String>> {
 struct Job {
     url: String,
     dest: PathBuf,
-    part: PathBuf,
     download: Download,
 }
 
@@ -118,6 +117,8 @@ pub fn get(opts: GetOptions) -> i32 {
     let bars = Bars::new(!opts.quiet && !opts.events && std::io::stderr().is_terminal());
     let peer = dl.peer(opts.priority);
     let events = dl.subscribe();
+    // Ended requests, in the order they end, for the main loop below.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
     let printer = {
         let (bars, json) = (bars.clone(), opts.events);
         std::thread::spawn(move || {
@@ -126,13 +127,16 @@ pub fn get(opts: GetOptions) -> i32 {
                     say(format_args!("{}", event_json("get", &e)));
                 }
                 bars.event(&e);
+                if e.is_terminal() {
+                    let _ = ended_tx.send(e.request_id());
+                }
             }
         })
     };
 
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut jobs = Vec::new();
-    let mut taken = HashSet::new();
+    let mut names = Names::default();
     for u in urls {
         let url = match Url::parse(&u) {
             Ok(url) => url,
@@ -141,67 +145,65 @@ pub fn get(opts: GetOptions) -> i32 {
                 continue;
             }
         };
-        let base = file_name(&url);
-        let mut name = base.clone();
-        for n in 1.. {
-            if taken.insert(name.clone()) {
-                break;
-            }
-            name = format!("{base}-{n}");
-        }
+        let name = names.claim(&file_name(&url));
         let dest = opts.out.join(&name);
-        let part = opts.out.join(format!("{name}.part"));
-        let offset = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        let file = match OpenOptions::new().create(true).append(true).open(&part) {
-            Ok(f) => f,
-            Err(e) => {
-                failures.push((u, format!("cannot open {}: {e}", part.display())));
-                continue;
-            }
-        };
-        let id = Arc::new(Mutex::new(None));
-        let sink = Sink::Writer(Box::new(Counting { inner: file, bars: bars.clone(), id: Arc::clone(&id) }));
-        let mut req = Request::get(url).priority(opts.priority);
-        if offset > 0 {
-            req = req.range(offset, None);
-        }
-        match peer.fetch(req, sink) {
+        // Nothing touches the disk before a transfer starts: the partial
+        // file is opened (never through a symlink) when bytes arrive, resumed
+        // with If-Range when an earlier run left one, restarted when the
+        // resource changed.
+        match peer.fetch(Request::get(url).priority(opts.priority), Sink::Resumable(dest.clone())) {
             Ok(download) => {
-                *id.lock().expect("id") = Some(download.id());
-                bars.label(download.id(), name.clone());
-                jobs.push(Job { url: u, dest, part, download });
+                bars.track(download.id(), name, download.progress_handle());
+                jobs.push(Job { url: u, dest, download });
             }
             Err(e) => failures.push((u, e.to_string())),
         }
     }
     let total = jobs.len();
-    let mut done = 0;
-    for job in jobs {
-        bars.status(format!("{done}/{total} done"));
-        match job.download.wait() {
-            Ok(resp) => {
-                done += 1;
-                if let Err(e) = fs::rename(&job.part, &job.dest) {
-                    failures.push((job.url, format!("cannot rename into {}: {e}", job.dest.display())));
-                    continue;
+    let (mut done, mut saved_bytes) = (0usize, 0u64);
+    let started = std::time::Instant::now();
+    let mut last_status = started;
+    let mut pending: std::collections::HashMap<weir::RequestId, Job> =
+        jobs.into_iter().map(|j| (j.download.id(), j)).collect();
+    while !pending.is_empty() {
+        let finished = match ended.recv_timeout(Duration::from_millis(100)) {
+            Ok(id) => pending.remove(&id),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(job) = finished {
+            match job.download.wait() {
+                Ok(_) => {
+                    done += 1;
+                    let size = fs::metadata(&job.dest).map(|m| m.len()).unwrap_or(0);
+                    saved_bytes += size;
+                    if !opts.quiet && !opts.events {
+                        bars.println(&format!("saved {} ({size} bytes)", escape(&job.dest.display().to_string())));
+                    }
                 }
-                if !opts.quiet && !opts.events {
-                    bars.println(&format!("saved {} ({} bytes)", job.dest.display(), resp.bytes));
+                Err(e) => {
+                    let why = match e {
+                        FetchError::Cancelled(_) if interrupted.load(Ordering::SeqCst) => "interrupted".to_owned(),
+                        FetchError::Failed(e) => e.to_string(),
+                        e => e.to_string(),
+                    };
+                    failures.push((job.url, why));
                 }
-            }
-            Err(e) => {
-                // Keep a partial file for the next run to resume, unless empty.
-                if fs::metadata(&job.part).is_ok_and(|m| m.len() == 0) {
-                    let _ = fs::remove_file(&job.part);
-                }
-                let why = match e {
-                    FetchError::Cancelled(_) if interrupted.load(Ordering::SeqCst) => "interrupted".to_owned(),
-                    FetchError::Failed(e) => e.to_string(),
-                    e => e.to_string(),
-                };
-                failures.push((job.url, why));
             }
         }
+        // The totals line, at most every 100 ms (it reads every pending download).
+        if last_status.elapsed() < Duration::from_millis(100) {
+            continue;
+        }
+        last_status = std::time::Instant::now();
+        let running: u64 = pending.values().map(|j| j.download.progress().bytes).sum();
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        bars.status(format!(
+            "{done}/{total} done, {} failed, {} at {}/s",
+            failures.len(),
+            human(saved_bytes + running),
+            human(((saved_bytes + running) as f64 / secs) as u64)
+        ));
     }
     bars.finish();
     drop(peer);
@@ -216,9 +218,67 @@ pub fn get(opts: GetOptions) -> i32 {
         return 0;
     }
     for (u, why) in &failures {
-        eprintln!("failed: {u}: {why}");
+        eprintln!("failed: {}: {}", escape(u), escape(why));
     }
     1
+}
+
+/// Byte counts for people: `12.3 MiB`.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Escape what a terminal would interpret (C0/C1 controls, bidi controls)
+/// in text weir prints but did not write itself (URLs, names, errors).
+pub fn escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if forbidden(c) && c != '/' && c != ':' && c != '\\' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// File names given out in one run: a name is free only when neither it
+/// nor its partial files (`NAME.part`, `NAME.part.meta`) collide with any
+/// name or partial file already given (URLs named `x` and `x.part` in one
+/// run get distinct files).
+#[derive(Default)]
+struct Names {
+    used: HashSet<String>,
+}
+
+impl Names {
+    fn claim(&mut self, base: &str) -> String {
+        let free = |used: &HashSet<String>, n: &str| {
+            ![n.to_owned(), format!("{n}.part"), format!("{n}.part.meta")].iter().any(|x| used.contains(x))
+        };
+        let mut name = base.to_owned();
+        for n in 1.. {
+            if free(&self.used, &name) {
+                break;
+            }
+            name = format!("{base}-{n}");
+        }
+        for x in [name.clone(), format!("{name}.part"), format!("{name}.part.meta")] {
+            self.used.insert(x);
+        }
+        name
+    }
 }
 
 /// Run `weir head`; returns the exit code.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir::{DownloaderEvent, PeerId, RequestId, RequestPriority};
+use weir_ureq::Progress;
 
 /// Print a line on stdout. A closed pipe (`weir get --events | head`) is
 /// not an error worth a panic: the line is dropped.
@@ -140,14 +141,68 @@ impl Summary {
     }
 }
 
-/// Progress bars for active transfers plus a queue line; hidden when not
-/// drawing to a terminal.
+/// Progress bars for running transfers plus a status line; hidden when
+/// not drawing to a terminal. A download is shown once it is both
+/// [tracked](Bars::track) (so its label is right from the first frame) and
+/// running (from its events); a ticker thread reads each shown download's
+/// [`Progress`] every 100 ms: bytes, total, percent, rate and ETA when the
+/// size is known, a spinner otherwise.
 #[derive(Clone)]
 pub struct Bars {
     multi: MultiProgress,
-    queue: ProgressBar,
-    bars: Arc<Mutex<HashMap<RequestId, ProgressBar>>>,
-    labels: Arc<Mutex<HashMap<RequestId, String>>>,
+    status: ProgressBar,
+    state: Arc<Mutex<Shown>>,
+}
+
+#[derive(Default)]
+struct Shown {
+    tracked: HashMap<RequestId, (String, Arc<Progress>)>,
+    running: std::collections::HashSet<RequestId>,
+    bars: HashMap<RequestId, ProgressBar>,
+    stop: bool,
+}
+
+fn bar_style(total_known: bool) -> ProgressStyle {
+    let t = if total_known {
+        "  {bytes:>10}/{total_bytes:<10} {percent:>3}% {bytes_per_sec:>12} {eta:>4} {wide_msg}"
+    } else {
+        "  {spinner} {bytes:>10} {bytes_per_sec:>12} {wide_msg}"
+    };
+    ProgressStyle::with_template(t).expect("template")
+}
+
+impl Shown {
+    /// Bring the bars in line with what is tracked and running.
+    fn refresh(&mut self, multi: &MultiProgress) {
+        let Shown { tracked, running, bars, .. } = self;
+        bars.retain(|id, b| {
+            let keep = running.contains(id) && tracked.contains_key(id);
+            if !keep {
+                b.finish_and_clear();
+                multi.remove(b);
+            }
+            keep
+        });
+        for id in running.iter() {
+            let Some((label, progress)) = tracked.get(id) else { continue };
+            let now = progress.get();
+            let bar = bars.entry(*id).or_insert_with(|| {
+                let b = multi.add(ProgressBar::new_spinner());
+                b.set_style(bar_style(false));
+                b.set_message(label.clone());
+                b
+            });
+            match now.total {
+                Some(t) if bar.length() != Some(t) => {
+                    bar.set_style(bar_style(true));
+                    bar.set_length(t);
+                }
+                _ => {}
+            }
+            bar.set_position(now.bytes);
+            bar.tick();
+        }
+    }
 }
 
 impl Bars {
@@ -155,57 +210,51 @@ impl Bars {
     pub fn new(visible: bool) -> Self {
         let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let multi = MultiProgress::with_draw_target(target);
-        let queue = multi.add(ProgressBar::new_spinner());
-        queue.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("template"));
-        queue.enable_steady_tick(Duration::from_millis(120));
-        Self { multi, queue, bars: Arc::default(), labels: Arc::default() }
+        let status = multi.add(ProgressBar::new_spinner());
+        status.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("template"));
+        let bars = Self { multi, status, state: Arc::default() };
+        if visible {
+            let b = bars.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let mut st = b.state.lock().expect("bars");
+                if st.stop {
+                    return;
+                }
+                st.refresh(&b.multi);
+                drop(st);
+                b.status.tick();
+            });
+        }
+        bars
     }
 
-    /// Name a request (shown on its bar).
-    pub fn label(&self, id: RequestId, label: String) {
-        self.labels.lock().expect("labels").insert(id, label);
+    /// Show `id` as `label` while it runs, reading `progress`.
+    pub fn track(&self, id: RequestId, label: String, progress: Arc<Progress>) {
+        self.state.lock().expect("bars").tracked.insert(id, (label, progress));
     }
 
-    /// Update the queue line.
+    /// Update the status line.
     pub fn status(&self, msg: String) {
-        self.queue.set_message(msg);
+        self.status.set_message(msg);
     }
 
-    /// React to an event: a bar per running transfer.
+    /// React to an event: which downloads run.
     pub fn event(&self, e: &DownloaderEvent) {
         let id = e.request_id();
+        let mut st = self.state.lock().expect("bars");
         match e {
-            DownloaderEvent::RequestStarted { attempt, .. } => {
-                let label = self.labels.lock().expect("labels").get(&id).cloned().unwrap_or_else(|| id.to_string());
-                let mut bars = self.bars.lock().expect("bars");
-                let bar = bars.entry(id).or_insert_with(|| {
-                    let b = self.multi.add(ProgressBar::new_spinner());
-                    b.set_style(
-                        ProgressStyle::with_template("  {spinner} {bytes:>10} {bytes_per_sec:>12} {wide_msg}")
-                            .expect("template"),
-                    );
-                    b.enable_steady_tick(Duration::from_millis(120));
-                    b
-                });
-                let retry = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-                bar.set_message(format!("{label}{retry}"));
+            DownloaderEvent::RequestStarted { .. } => {
+                st.running.insert(id);
             }
-            e if e.is_terminal()
-                || matches!(e, DownloaderEvent::RequestPreempted { .. } | DownloaderEvent::RequestRetrying { .. }) =>
-            {
-                if let Some(b) = self.bars.lock().expect("bars").remove(&id) {
-                    b.finish_and_clear();
-                    self.multi.remove(&b);
-                }
+            DownloaderEvent::RequestPreempted { .. } | DownloaderEvent::RequestRetrying { .. } => {
+                st.running.remove(&id);
+            }
+            e if e.is_terminal() => {
+                st.running.remove(&id);
+                st.tracked.remove(&id);
             }
             _ => {}
-        }
-    }
-
-    /// Count `n` more bytes for `id`.
-    pub fn bytes(&self, id: RequestId, n: u64) {
-        if let Some(b) = self.bars.lock().expect("bars").get(&id) {
-            b.inc(n);
         }
     }
 
@@ -218,34 +267,16 @@ impl Bars {
         }
     }
 
-    /// Remove every bar.
+    /// Remove every bar and stop the ticker.
     pub fn finish(&self) {
-        self.queue.finish_and_clear();
-        for (_, b) in self.bars.lock().expect("bars").drain() {
+        let mut st = self.state.lock().expect("bars");
+        st.stop = true;
+        for (_, b) in st.bars.drain() {
             b.finish_and_clear();
         }
+        drop(st);
+        self.status.finish_and_clear();
         let _ = self.multi.clear();
-    }
-}
-
-/// A writer that counts bytes into a progress bar (the request id is set
-/// once known, since the sink is built before the id exists).
-pub struct Counting<W> {
-    pub inner: W,
-    pub bars: Bars,
-    pub id: Arc<Mutex<Option<RequestId>>>,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        if let Some(id) = *self.id.lock().expect("id") {
-            self.bars.bytes(id, n as u64);
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -101,17 +101,102 @@ fn get_refuses_path_traversal() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+fn get_in(dir: &Path, extra: &[&str], urls: &[String]) -> Output {
+    let mut args = vec!["get", "-o", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend(urls.iter().map(String::as_str));
+    weir(&args)
+}
+
 #[test]
-fn get_resumes_a_partial_file_from_an_earlier_run() {
+fn get_resumes_a_partial_file_of_an_earlier_run_with_if_range() {
     let server = FaultServer::start();
     let dir = tempdir("resume");
-    let body = content(100_000, 100_000);
-    std::fs::write(dir.join("100000.part"), &body[..40_000]).unwrap();
-    let out = weir(&["get", "-o", dir.to_str().unwrap(), &server.url("/file/100000")]);
+    let url = server.url("/stall/100000/40000");
+    // Run 1 stalls after 40 000 bytes and gives up.
+    let out = get_in(&dir, &["--timeout", "0.3", "--retries", "0"], std::slice::from_ref(&url));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // The file is named after the URL's last segment.
+    assert_eq!(std::fs::read(dir.join("40000.part")).unwrap(), content(100_000, 100_000)[..40_000]);
+    // Run 2 continues where it stopped, guarded by the validator.
+    let out = get_in(&dir, &[], &[url]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(std::fs::read(dir.join("100000")).unwrap(), body);
-    assert!(!dir.join("100000.part").exists());
-    assert_eq!(server.seen()[0].range.as_deref(), Some("bytes=40000-"));
+    assert!(std::fs::read(dir.join("40000")).unwrap() == content(100_000, 100_000));
+    assert!(!dir.join("40000.part").exists() && !dir.join("40000.part.meta").exists());
+    let last = server.seen().pop().unwrap();
+    assert_eq!((last.range.as_deref(), last.if_range.as_deref()), (Some("bytes=40000-"), Some("\"v1-100000\"")));
+    assert!(text(&out.stdout).contains("(100000 bytes)"), "saved reports the file's size: {}", text(&out.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn get_never_splices_a_file_that_changed_between_runs() {
+    let server = FaultServer::start();
+    let dir = tempdir("changed");
+    let url = server.url("/etag/60000/20000");
+    let out = get_in(&dir, &["--retries", "0"], std::slice::from_ref(&url));
+    assert_eq!(out.status.code(), Some(1), "run 1 is cut short: {}", text(&out.stderr));
+    let out = get_in(&dir, &[], &[url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read(dir.join("20000")).unwrap() == content(60_000, 2), "exactly version 2");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn get_restarts_an_unverifiable_partial_file_and_finishes_a_complete_one() {
+    let server = FaultServer::start();
+    let dir = tempdir("partials");
+    let body = content(100_000, 100_000);
+    // A bare .part with no record of its version: fetched again from zero.
+    std::fs::write(dir.join("100000.part"), &body[..40_000]).unwrap();
+    let out = get_in(&dir, &[], &[server.url("/file/100000")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read(dir.join("100000")).unwrap() == body);
+    assert_eq!(server.seen()[0].range, None, "no resume of bytes nothing vouches for");
+    // A .part already holding the whole file (stopped before the rename): finished.
+    let url = server.url("/stall/50000/50000");
+    let _ = server.hits("/stall/50000/50000");
+    let out = get_in(&dir, &["--timeout", "0.3", "--retries", "0"], std::slice::from_ref(&url));
+    assert_eq!(out.status.code(), Some(0), "all bytes arrived before the stall: {}", text(&out.stderr));
+    std::fs::rename(dir.join("50000"), dir.join("50000.part")).unwrap();
+    std::fs::write(dir.join("50000.part.meta"), "weir-partial 1\nvalidator=\"v1-50000\"\ntotal=50000\n").unwrap();
+    let out = get_in(&dir, &[], &[url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read(dir.join("50000")).unwrap() == content(50_000, 50_000));
+    assert_eq!(server.seen().pop().unwrap().range.as_deref(), Some("bytes=50000-"), "answered 416, and done");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn get_never_writes_through_a_planted_symlink() {
+    let server = FaultServer::start();
+    let dir = tempdir("symlink");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("1000.part")).unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("2000.part")).unwrap();
+    let out = get_in(&dir, &[], &[server.url("/file/1000"), server.url("/file/2000")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("symlink"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!dir.join("nowhere").exists() && !dir.join("1000").exists() && !dir.join("2000").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn get_gives_distinct_files_to_names_that_collide_with_partial_files() {
+    let server = FaultServer::start();
+    let dir = tempdir("collide");
+    let out =
+        get_in(&dir, &[], &[server.url("/named/300/x.part"), server.url("/named/400/x"), server.url("/named/500/x")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut sizes: Vec<u64> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [300, 400, 500], "three files, none overwritten by another");
+    // A refused URL leaves nothing behind.
+    let out = get_in(&dir, &[], &["ftp://127.0.0.1/nothing".to_owned()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no .part for a refused URL");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

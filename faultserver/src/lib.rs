@@ -30,7 +30,7 @@
 //!
 //! | path | behaviour |
 //! |---|---|
-//! | `/file/{len}` | `content(len, len)`, `ETag`, `Last-Modified`, `Range`/`If-Range`, HEAD |
+//! | `/file/{len}` | `content(len, len)`, `ETag`, `Last-Modified`, `Range`/`If-Range` (416 past the end), HEAD |
 //! | `/named/{len}/{name}` | like `/file/{len}`, under any file name |
 //! | `/stall/{len}/{after}` | first hit: `after` bytes then silence (≤ 10 s); later: like `/file` |
 //! | `/reset/{len}/{after}` | first hit: `after` bytes then a TCP reset; later: like `/file` |
@@ -295,6 +295,25 @@ fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std:
         if *ir != p.etag && !p.ignore_if_range {
             range = None;
         }
+    }
+    // A range that starts at or past the end: 416 with the length, as nginx does.
+    let unsatisfiable = p.honour_range
+        && range.is_none()
+        && head.headers.get("if-range").is_none_or(|ir| *ir == p.etag)
+        && head
+            .headers
+            .get("range")
+            .and_then(|v| v.strip_prefix("bytes="))
+            .and_then(|v| v.split('-').next()?.trim().parse::<usize>().ok())
+            .is_some_and(|a| a >= len);
+    if unsatisfiable {
+        let h = [
+            ("Content-Range".to_owned(), format!("bytes */{len}")),
+            ("Content-Length".to_owned(), "0".to_owned()),
+            ("ETag".to_owned(), p.etag.clone()),
+        ];
+        write_head(w, "416 Range Not Satisfiable", &h, true)?;
+        return Ok(true);
     }
     let (status, slice, mut hdrs) = match range {
         Some((a, b)) => {

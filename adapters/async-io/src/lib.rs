@@ -58,7 +58,7 @@ use weir::{
 };
 use weir_http::attempt::{Attempt, End, Held, Verdict, Version, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
-use weir_http::Progress;
+pub use weir_http::Progress;
 use weir_http::SinkState;
 pub use weir_http::{Event, FetchError, Outcome, Response, Snapshot};
 
@@ -469,6 +469,13 @@ impl Download {
         self.progress.get()
     }
 
+    /// The live counter behind [`Download::progress`], to read from another
+    /// thread (a UI's ticker) for as long as it likes.
+    #[must_use]
+    pub fn progress_handle(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
     /// The request's id.
     #[must_use]
     pub fn id(&self) -> RequestId {
@@ -819,9 +826,19 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
     };
     let end = loop {
         if !attempt.wants_more() {
-            // Read a short rest so the connection goes back to the pool.
+            // Read a short rest so the connection goes back to the pool; the
+            // attempt still checks it against the announced length.
             if let Some(rest) = attempt.unread().filter(|&n| n <= DRAIN_LIMIT) {
-                drain(resp.body, rest).await;
+                let mut left = rest.saturating_add(1);
+                while left > 0 {
+                    match resp.body.next().await {
+                        Some(Ok(c)) => {
+                            attempt.on_body(&c)?;
+                            left = left.saturating_sub(c.len() as u64);
+                        }
+                        Some(Err(_)) | None => break,
+                    }
+                }
             }
             break End::Clean;
         }
@@ -851,8 +868,8 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
     Ok(())
 }
 
-/// Read and drop up to `limit` more body bytes (plus the end), so a
-/// complete exchange returns its connection to the pool.
+/// Read and drop up to `limit` more bytes of a redirect's body (plus the
+/// end), so the connection returns to the pool.
 async fn drain(mut body: BodyStream, limit: u64) {
     let mut left = limit.saturating_add(1);
     while left > 0 {

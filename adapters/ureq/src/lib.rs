@@ -55,7 +55,8 @@ use weir::{
 };
 pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink, Snapshot};
 
-use weir_http::{Progress, SinkState};
+pub use weir_http::Progress;
+use weir_http::SinkState;
 use worker::{lock, AbortHandle, Job};
 
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
@@ -360,6 +361,13 @@ impl Download {
     #[must_use]
     pub fn progress(&self) -> Snapshot {
         self.progress.get()
+    }
+
+    /// The live counter behind [`Download::progress`], to read from another
+    /// thread (a UI's ticker) for as long as it likes.
+    #[must_use]
+    pub fn progress_handle(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
     }
 
     /// The request's id, as events name it.

@@ -168,9 +168,19 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
     let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pace: Coalescer::default() };
     let end = loop {
         if !attempt.wants_more() {
-            // Read a short rest so the connection goes back to the pool.
+            // Read a short rest so the connection goes back to the pool; the
+            // attempt still checks it against the announced length.
             if let Some(rest) = attempt.unread().filter(|&n| n <= DRAIN_LIMIT) {
-                drain(reader, buf, rest);
+                let mut left = rest.saturating_add(1);
+                while left > 0 {
+                    match reader.read(buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            attempt.on_body(&buf[..n])?;
+                            left = left.saturating_sub(n as u64);
+                        }
+                    }
+                }
             }
             break End::Clean;
         }
@@ -199,8 +209,8 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
     attempt.on_end(end)
 }
 
-/// Read and drop up to `limit` more body bytes (plus the end), so a
-/// complete exchange returns its connection to the pool.
+/// Read and drop up to `limit` more bytes of a redirect's body (plus the
+/// end), so the connection returns to the pool.
 fn drain(mut reader: impl Read, buf: &mut [u8], limit: u64) {
     let mut left = limit.saturating_add(1);
     while left > 0 {
