@@ -77,6 +77,13 @@ pub struct Config {
     pub promote_after: Option<Duration>,
     /// Seed of the jitter PRNG: same seed, same delays. Default 0.
     pub seed: u64,
+    /// Redirects one request follows (see
+    /// [`Scheduler::on_redirect`](crate::Scheduler::on_redirect)); one more
+    /// fails it with a `Protocol` error. Default 10; 0 follows none.
+    pub max_redirects: u32,
+    /// Follow a redirect from https to plain http. Default off: such a
+    /// redirect fails the request.
+    pub allow_https_downgrade: bool,
 }
 
 impl Default for Config {
@@ -93,6 +100,8 @@ impl Default for Config {
             preempt_low: false,
             promote_after: None,
             seed: 0,
+            max_redirects: 10,
+            allow_https_downgrade: false,
         }
     }
 }

@@ -107,6 +107,15 @@ pub enum DownloaderEvent {
         /// The new priority.
         to: RequestPriority,
     },
+    /// The attempt ended with a redirect; the request waits again (at the
+    /// front of its peer's queue) and its next attempt fetches `url`, with
+    /// `max_per_host` counted at `url`'s host. Not a retry.
+    RequestRedirected {
+        /// The request.
+        request_id: RequestId,
+        /// Where the next attempt goes.
+        url: Url,
+    },
     /// Terminal: every byte was delivered.
     RequestCompleted {
         /// The request.
@@ -152,6 +161,7 @@ impl DownloaderEvent {
             | DownloaderEvent::RequestRetrying { request_id, .. }
             | DownloaderEvent::RequestPreempted { request_id, .. }
             | DownloaderEvent::PriorityChanged { request_id, .. }
+            | DownloaderEvent::RequestRedirected { request_id, .. }
             | DownloaderEvent::RequestCompleted { request_id, .. }
             | DownloaderEvent::RequestFailed { request_id, .. }
             | DownloaderEvent::RequestCancelled { request_id, .. } => *request_id,

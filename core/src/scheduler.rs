@@ -15,6 +15,7 @@ use crate::queue::{slot, Order, PeerQueue, Ring};
 use crate::request::{FetchCmd, Request, RequestMethod, RequestPriority};
 use crate::retry::{backoff, Rng};
 use crate::timers::{TimerKind, Timers};
+use url::Url;
 
 /// Completed attempts smaller than this do not feed the bandwidth estimate.
 const MIN_BANDWIDTH_SAMPLE: u64 = 16 * 1024;
@@ -75,6 +76,8 @@ struct Req {
     attempt: u32,
     /// Retries used (preemptions do not count).
     retries: u32,
+    /// Redirects followed.
+    redirects: u32,
     state: State,
     peer_link: Link,
     group_link: Link,
@@ -432,6 +435,7 @@ impl Scheduler {
             delivered: 0,
             attempt: 0,
             retries: 0,
+            redirects: 0,
             state: State::Queued,
             peer_link: Link::default(),
             group_link: Link::default(),
@@ -565,6 +569,54 @@ impl Scheduler {
             return;
         }
         self.attempt_failed(key, error, now, false);
+    }
+
+    /// The running attempt ended with a redirect to `url` (absolute; the
+    /// adapter resolved it against the request's URL). The attempt is over
+    /// (no `Abort`). A target that is not http(s) with a host fails the
+    /// request with [`NetError::InvalidUrl`]; one from https to http fails
+    /// it with [`NetError::Protocol`] unless `Config::allow_https_downgrade`;
+    /// a redirect beyond `Config::max_redirects` fails it with
+    /// [`NetError::Protocol`] (none retryable). Otherwise the request emits
+    /// `RequestRedirected` and waits again at the front of its peer's queue,
+    /// with no retry used and no backoff; its next `Start` carries `url`,
+    /// and `max_per_host` counts it at `url`'s host from then on. Ignored
+    /// for a request that is not running.
+    pub fn on_redirect(&mut self, id: RequestId, url: Url, now: Instant) {
+        let now = self.tick(now);
+        let Some(key) = self.live_key(id) else { return };
+        if self.reqs[key as usize].attempt().is_none() {
+            return;
+        }
+        self.stop_attempt(key, false);
+        let r = &self.reqs[key as usize];
+        let target = match url.scheme() {
+            "http" | "https" => Hosts::key_of(&url),
+            _ => None,
+        };
+        let downgrade = url.scheme() == "http" && r.url.starts_with("https:");
+        let error = if target.is_none() {
+            Some(NetError::InvalidUrl(format!("redirect to {url}: only http(s) URLs with a host can be fetched")))
+        } else if downgrade && !self.cfg.allow_https_downgrade {
+            Some(NetError::Protocol(format!("refusing a redirect from https to http ({url})")))
+        } else if r.redirects >= self.cfg.max_redirects {
+            Some(NetError::Protocol(format!("more than {} redirects", self.cfg.max_redirects)))
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            let ev = DownloaderEvent::RequestFailed { request_id: id, error, retryable: false };
+            return self.finish(key, ev);
+        }
+        let (name, port) = target.expect("checked above");
+        let host = self.hosts.acquire(name, port);
+        let r = &mut self.reqs[key as usize];
+        let old = std::mem::replace(&mut r.host, host);
+        r.url = url.as_str().into();
+        r.redirects += 1;
+        self.hosts.release(old);
+        self.emit(key, DownloaderEvent::RequestRedirected { request_id: id, url });
+        self.requeue_front(key, now);
     }
 
     /// Fire every deadline due at `now`: `LoadSlow`, idle and hard timeouts,

@@ -103,6 +103,10 @@ mod tests {
                 from: RequestPriority::Low,
                 to: RequestPriority::High,
             },
+            DownloaderEvent::RequestRedirected {
+                request_id: id(11),
+                url: Url::parse("http://mirror.example/seg.ts").expect("url"),
+            },
             DownloaderEvent::RequestCompleted {
                 request_id: id(8),
                 bytes_transferred: 10,
@@ -125,6 +129,7 @@ mod tests {
                 | DownloaderEvent::RequestRetrying { .. }
                 | DownloaderEvent::RequestPreempted { .. }
                 | DownloaderEvent::PriorityChanged { .. }
+                | DownloaderEvent::RequestRedirected { .. }
                 | DownloaderEvent::RequestCompleted { .. }
                 | DownloaderEvent::RequestFailed { .. }
                 | DownloaderEvent::RequestCancelled { .. } => {}
@@ -144,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_json_schema_is_readable_and_stable() {
-        let [enq, started, _, _, retrying, ..] = &every_event()[..] else { panic!("ten events") };
+        let [enq, started, _, _, retrying, ..] = &every_event()[..] else { panic!("eleven events") };
         assert_eq!(
             serde_json::to_string(enq).expect("json"),
             r#"{"event":"request_enqueued","request_id":1,"url":"https://cdn.example/seg%201.ts?q=1","method":"Head","priority":"High"}"#

@@ -128,6 +128,7 @@ pub fn event_names(ev: &[DownloaderEvent]) -> Vec<&'static str> {
             DownloaderEvent::RequestRetrying { .. } => "Retrying",
             DownloaderEvent::RequestPreempted { .. } => "Preempted",
             DownloaderEvent::PriorityChanged { .. } => "PriorityChanged",
+            DownloaderEvent::RequestRedirected { .. } => "Redirected",
             DownloaderEvent::RequestCompleted { .. } => "Completed",
             DownloaderEvent::RequestFailed { .. } => "Failed",
             DownloaderEvent::RequestCancelled { .. } => "Cancelled",
@@ -225,6 +226,8 @@ impl Checker {
                 t.phase = Phase::Running;
                 t.first_byte = false;
                 t.slow = false;
+                // The host of this attempt (a redirect may have moved it).
+                t.host = Self::host_of(&c.url);
                 let (host, low) = (t.host.clone(), t.low);
                 self.running += 1;
                 let h = self.per_host.entry(host).or_default();
@@ -296,7 +299,9 @@ impl Checker {
                     }
                 }
             }
-            DownloaderEvent::RequestRetrying { .. } | DownloaderEvent::RequestPreempted { .. } => {
+            DownloaderEvent::RequestRetrying { .. }
+            | DownloaderEvent::RequestPreempted { .. }
+            | DownloaderEvent::RequestRedirected { .. } => {
                 if phase == Phase::Running {
                     self.stop_running(id);
                 } else {
@@ -446,6 +451,12 @@ impl Sim {
     /// Report a live transfer that delivered nothing new (a skipped resend).
     pub fn progress(&mut self, id: RequestId) {
         self.s.on_progress(id, self.now);
+    }
+
+    /// Report a redirect and drain.
+    pub fn redirect(&mut self, id: RequestId, to: &str) -> Vec<Output> {
+        self.s.on_redirect(id, url(to), self.now);
+        self.drain()
     }
 
     /// Report completion and drain.

@@ -56,6 +56,7 @@ pub fn canonical(o: &Output, peers: &[PeerId]) -> Canon {
                 | DownloaderEvent::RequestRetrying { request_id, .. }
                 | DownloaderEvent::RequestPreempted { request_id, .. }
                 | DownloaderEvent::PriorityChanged { request_id, .. }
+                | DownloaderEvent::RequestRedirected { request_id, .. }
                 | DownloaderEvent::RequestCompleted { request_id, .. }
                 | DownloaderEvent::RequestFailed { request_id, .. }
                 | DownloaderEvent::RequestCancelled { request_id, .. } => *request_id = canon_id(*request_id),
@@ -100,6 +101,7 @@ struct MReq {
     delivered: u64,
     attempt: u32,
     retries: u32,
+    redirects: u32,
     state: MState,
 }
 
@@ -303,6 +305,7 @@ impl Model {
             delivered: 0,
             attempt: 0,
             retries: 0,
+            redirects: 0,
             state: MState::Queued { age: None },
         });
         let i = self.reqs.len() - 1;
@@ -436,6 +439,39 @@ impl Model {
         if let Some(i) = self.idx(seq).filter(|&i| self.reqs[i].running()) {
             self.failed(i, error, now, false);
         }
+    }
+
+    /// A running request's attempt ended with a redirect (DESIGN: "Redirects
+    /// go through the core").
+    pub fn on_redirect(&mut self, seq: u64, url: Url, now: Duration) {
+        let now = self.tick(now);
+        let Some(i) = self.idx(seq).filter(|&i| self.reqs[i].running()) else { return };
+        let host = match url.scheme() {
+            "http" | "https" => url
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .map(|h| (h.to_owned(), url.port_or_known_default().unwrap_or(0))),
+            _ => None,
+        };
+        let r = &self.reqs[i];
+        let error = if host.is_none() {
+            Some(NetError::InvalidUrl(format!("redirect to {url}: only http(s) URLs with a host can be fetched")))
+        } else if r.url.scheme() == "https" && url.scheme() == "http" && !self.cfg.allow_https_downgrade {
+            Some(NetError::Protocol(format!("refusing a redirect from https to http ({url})")))
+        } else if r.redirects >= self.cfg.max_redirects {
+            Some(NetError::Protocol(format!("more than {} redirects", self.cfg.max_redirects)))
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            return self.end(i, DownloaderEvent::RequestFailed { request_id: seq_id(seq), error, retryable: false });
+        }
+        let r = &mut self.reqs[i];
+        r.redirects += 1;
+        r.host = host.expect("checked above");
+        r.url = url.clone();
+        self.emit(i, DownloaderEvent::RequestRedirected { request_id: seq_id(seq), url });
+        self.requeue(i, now);
     }
 
     fn next_rand(&mut self) -> u64 {

@@ -50,6 +50,8 @@ pub enum Op {
     Complete(u8),
     /// Report failure (error kind).
     Fail(u8, u8),
+    /// Report a redirect (target kind, see `redirect_target`).
+    Redirect(u8, u8),
     /// Advance the clock (ms), firing deadlines on the way.
     Advance(u16),
     /// Call `handle_timeout` with a time in the past (ms back).
@@ -112,6 +114,8 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
         jitter: r & 4 != 0,
         max_retry_after: ms(1000),
     };
+    cfg.max_redirects = u32::from((r >> 3) % 4);
+    cfg.allow_https_downgrade = r & 32 != 0;
     cfg.seed = u64::from(b.u16());
     let mut ops = Vec::new();
     while !b.0.is_empty() && ops.len() < max_ops {
@@ -136,7 +140,8 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
             16 | 17 => Op::SetPriority(b.u8(), b.bool()),
             18..=22 => Op::Bytes(b.u8(), if b.u8() % 4 == 0 { 0 } else { b.u16() % 5000 }),
             23..=25 => Op::Complete(b.u8()),
-            26 | 27 => Op::Fail(b.u8(), b.u8()),
+            26 => Op::Fail(b.u8(), b.u8()),
+            27 => Op::Redirect(b.u8(), b.u8()),
             28..=30 => Op::Advance(b.u16() % 3000),
             _ if b.u8() % 8 == 0 => Op::Shutdown,
             _ => Op::Backwards(b.u16() % 500),
@@ -163,6 +168,17 @@ pub fn error(e: u8) -> NetError {
         10 => NetError::Sink("disk full".into()),
         _ => NetError::Protocol("bad 206".into()),
     }
+}
+
+/// Where a redirect points: one of the four hosts, https, or a URL that
+/// cannot be fetched.
+fn redirect_target(t: u8) -> Url {
+    let s = match t % 6 {
+        k @ 0..=3 => format!("http://h{k}.example/moved/{t}"),
+        4 => "https://h0.example/secure".to_owned(),
+        _ => "ftp://h.example/nope".to_owned(),
+    };
+    Url::parse(&s).expect("valid test URL")
 }
 
 fn url_for(host: u8, n: usize) -> Url {
@@ -370,6 +386,14 @@ impl Pair {
                     self.sim.s.on_failed(r, error(e), now);
                     if let Some(m) = m {
                         m.on_failed(r.seq(), error(e), at);
+                    }
+                }
+            }
+            Op::Redirect(i, t) => {
+                if let Some(r) = pick(&self.reqs, i) {
+                    self.sim.s.on_redirect(r, redirect_target(t), now);
+                    if let Some(m) = m {
+                        m.on_redirect(r.seq(), redirect_target(t), at);
                     }
                 }
             }
