@@ -50,6 +50,7 @@
 //! | `/status101` | `101 Switching Protocols` and nothing else |
 //! | `/nocontent` | `204` with a `Content-Length: 5` it must not have |
 //! | `/redirect/{n}/{path..}` | `302` to `/redirect/{n-1}/{path..}`, at 0 to `/{path..}` |
+//! | `/to/{ip:port}/{path..}` | `302` to `http://{ip:port}/{path..}` (loopback addresses only) |
 //! | anything else | 404 |
 //!
 //! Well-behaved answers keep the connection open (HTTP/1.1 keep-alive, up
@@ -104,6 +105,9 @@ struct State {
     hits: HashMap<String, usize>,
     seen: Vec<Seen>,
     connections: usize,
+    /// Requests being answered now, and the most at once.
+    busy: usize,
+    peak: usize,
 }
 
 /// The running server. Dropping it stops it.
@@ -171,6 +175,12 @@ impl FaultServer {
     #[must_use]
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().expect("state").seen.clone()
+    }
+
+    /// The most requests this server answered at the same time.
+    #[must_use]
+    pub fn peak_concurrency(&self) -> usize {
+        self.state.lock().expect("state").peak
     }
 
     /// How many connections were accepted so far.
@@ -344,13 +354,16 @@ fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std:
     let body = &slice[..limit];
     match p.drip {
         Some((chunk, every)) => {
-            for c in body.chunks(chunk.max(1)) {
+            for (i, c) in body.chunks(chunk.max(1)).enumerate() {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(false);
                 }
+                // Between chunks only: the answer is over with its last byte.
+                if i > 0 {
+                    pause(every, stop);
+                }
                 w.write_all(c)?;
                 w.flush()?;
-                pause(every, stop);
             }
         }
         None => w.write_all(body)?,
@@ -401,9 +414,14 @@ fn serve(stream: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
             });
             let h = st.hits.entry(head.path.clone()).or_default();
             *h += 1;
-            *h
+            let hit = *h;
+            st.busy += 1;
+            st.peak = st.peak.max(st.busy);
+            hit
         };
-        if !matches!(route(&mut w, &head, hit, stop), Ok(true)) {
+        let keep = matches!(route(&mut w, &head, hit, stop), Ok(true));
+        state.lock().expect("state").busy -= 1;
+        if !keep {
             return;
         }
     }
@@ -455,6 +473,17 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
             true,
         )
         .map(|()| true),
+        ["to", authority, rest @ ..] => {
+            // Only to loopback addresses: this server never sends a client elsewhere.
+            let ip = authority.split(':').next().and_then(|h| h.parse::<std::net::IpAddr>().ok());
+            if !ip.is_some_and(|ip| ip.is_loopback()) {
+                return write_head(w, "400 Bad Request", &[("Content-Length".into(), "0".into())], false)
+                    .map(|()| false);
+            }
+            let to = format!("http://{authority}/{}", rest.join("/"));
+            write_head(w, "302 Found", &[("Location".into(), to), ("Content-Length".into(), "0".into())], true)
+                .map(|()| true)
+        }
         ["redirect", n, rest @ ..] => {
             let n = num(Some(n)).unwrap_or(0);
             let to =

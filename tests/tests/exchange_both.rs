@@ -275,3 +275,27 @@ fn progress_is_readable_while_a_download_runs() {
         assert!(seen.windows(2).all(|w| w[0].bytes <= w[1].bytes), "{adapter:?}: never backwards here");
     }
 }
+
+#[test]
+fn per_host_caps_hold_at_the_server_a_redirect_leads_to() {
+    // Two origin hosts redirect everything to a third that drips slowly.
+    let (a1, a2, b) =
+        (FaultServer::start_on("127.0.0.1"), FaultServer::start_on("127.0.0.3"), FaultServer::start_on("127.0.0.2"));
+    for adapter in ADAPTERS {
+        let config = Config { max_concurrent: 4, max_per_host: Some(1), ..cfg() };
+        let reqs = (0..4)
+            .map(|i| {
+                let origin = if i % 2 == 0 { &a1 } else { &a2 };
+                let path = format!("/to/{}/drip/20000/4000/10?{adapter:?}{i}", b.addr());
+                (get(&origin.url(&path)), Into::Memory)
+            })
+            .collect();
+        let got = run(adapter, config, reqs);
+        for g in &got {
+            assert!(g.body() == &content(20_000, 20_000)[..], "{adapter:?}");
+            assert!(event_names(&g.events).contains(&"Redirected"), "{adapter:?}: the core followed it");
+        }
+    }
+    assert_eq!(b.peak_concurrency(), 1, "max_per_host 1 holds at the redirect target");
+    assert_eq!(b.hits("/drip/20000/4000/10"), 8, "every download was served by the target");
+}

@@ -196,7 +196,6 @@ impl Drop for Lent<'_> {
 
 /// Largest body a [`Sink::Memory`] accepts: 256 MiB.
 pub const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
-pub use weir_http::attempt::MAX_REDIRECTS;
 
 enum Msg {
     AddPeer(RequestPriority, Sender<PeerId>),
@@ -222,10 +221,11 @@ enum Msg {
         id: RequestId,
         attempt: u32,
     },
+    /// The attempt ended: complete (`Ok(None)`), redirected (`Ok(Some(url))`) or failed.
     Finished {
         id: RequestId,
         attempt: u32,
-        result: Result<(), NetError>,
+        result: Result<Option<Url>, NetError>,
     },
     Shutdown,
 }
@@ -521,7 +521,6 @@ impl Drop for Download {
 }
 
 struct Rec {
-    url: Url,
     method: RequestMethod,
     range: Option<(u64, Option<u64>)>,
     sink: Arc<Mutex<Target>>,
@@ -614,10 +613,10 @@ impl DriverState {
                 let ids = items
                     .into_iter()
                     .map(|(req, sink, done, progress)| {
-                        let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
+                        let (method, range) = (req.method(), req.range_value());
                         let id = self.sched.enqueue(peer, req, now)?;
                         let sink = Arc::new(Mutex::new(Target::new(sink, progress)));
-                        self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
+                        self.reqs.insert(id, Rec { method, range, sink, done, running: None });
                         Ok(id)
                     })
                     .collect();
@@ -646,7 +645,8 @@ impl DriverState {
                         }
                     }
                     match result {
-                        Ok(()) => self.sched.on_complete(id, now),
+                        Ok(None) => self.sched.on_complete(id, now),
+                        Ok(Some(url)) => self.sched.on_redirect(id, url, now),
                         Err(e) => self.sched.on_failed(id, e, now),
                     }
                 }
@@ -683,7 +683,7 @@ impl DriverState {
                 let job = Job {
                     id: cmd.id,
                     attempt: cmd.attempt,
-                    url: rec.url.clone(),
+                    url: cmd.url.clone(), // a redirect may have moved it
                     method: rec.method,
                     range: rec.range,
                     sink: Arc::clone(&rec.sink),
@@ -790,36 +790,37 @@ async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>)
 }
 
 /// One attempt: a loop around [`Attempt`], which makes every HTTP decision.
-async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) -> Result<(), NetError> {
+/// `Ok(None)`: complete; `Ok(Some(url))`: a redirect, for the scheduler to decide on.
+async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) -> Result<Option<Url>, NetError> {
     let (held, rewindable) = {
         let mut t = lock(&job.sink);
         (t.prepare()?, t.rewindable())
     };
     let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
-    let mut resp = loop {
-        let Some(ask) = attempt.ask() else { return Ok(()) }; // every byte is already there
-        let headers = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        let resp = transport.send(HttpRequest { method: ask.method, url: ask.url, headers }).await?;
-        match attempt.on_head(resp.status, &resp.headers, SystemTime::now()) {
-            Verdict::Redirect(_) => drain(resp.body, DRAIN_LIMIT).await,
-            Verdict::Fail { error, discard } => {
-                if discard {
-                    lock(&job.sink).reset()?;
-                }
-                return Err(error);
+    let Some(ask) = attempt.ask() else { return Ok(None) }; // every byte is already there
+    let headers = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let mut resp = transport.send(HttpRequest { method: ask.method, url: ask.url, headers }).await?;
+    match attempt.on_head(resp.status, &resp.headers, SystemTime::now()) {
+        Verdict::Redirect(url) => {
+            drain(resp.body, DRAIN_LIMIT).await;
+            return Ok(Some(url));
+        }
+        Verdict::Fail { error, discard } => {
+            if discard {
+                lock(&job.sink).reset()?;
             }
-            Verdict::Accept { restart, record } => {
-                let mut t = lock(&job.sink);
-                let record = record.then(|| (resp.status, resp.headers.clone()));
-                t.accept(restart, record, attempt.version().clone())?;
-                t.expect(attempt.final_size());
-                if attempt.final_size().is_some_and(|n| !t.fits(n)) {
-                    return Err(NetError::TooLarge);
-                }
-                break resp;
+            return Err(error);
+        }
+        Verdict::Accept { restart, record } => {
+            let mut t = lock(&job.sink);
+            let record = record.then(|| (resp.status, resp.headers.clone()));
+            t.accept(restart, record, attempt.version().clone())?;
+            t.expect(attempt.final_size());
+            if attempt.final_size().is_some_and(|n| !t.fits(n)) {
+                return Err(NetError::TooLarge);
             }
         }
-    };
+    }
     let mut lent = match &mut *lock(&job.sink) {
         Target::Async(a) => Some(Lent { target: &job.sink, writer: a.writer.take() }),
         Target::Sync(_) => None,
@@ -865,7 +866,7 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
     if let Some(w) = lent.as_mut().and_then(|l| l.writer.as_mut()) {
         w.flush().await.map_err(|e| NetError::Sink(e.to_string()))?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Read and drop up to `limit` more bytes of a redirect's body (plus the

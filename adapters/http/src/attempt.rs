@@ -42,9 +42,6 @@ use weir::{NetError, RequestMethod, Url};
 
 use crate::parse::{content_range, range_header, retry_after};
 
-/// Redirects one attempt follows before failing with [`NetError::Protocol`].
-pub const MAX_REDIRECTS: u32 = 10;
-
 /// Unread body bytes an adapter reads and drops after the wanted part, so
 /// the connection can go back to the pool; a longer rest closes it.
 pub const DRAIN_LIMIT: u64 = 64 * 1024;
@@ -109,7 +106,11 @@ pub struct Ask {
 /// The judgement of a response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A redirect to this URL, already checked; [`Attempt::ask`] now asks it.
+    /// A redirect to this URL (resolved against the asked one). The
+    /// exchange is over: report it to the scheduler
+    /// (`Scheduler::on_redirect`), which decides whether and when the
+    /// request fetches it, and checks the scheme, https downgrades and the
+    /// number of redirects.
     Redirect(Url),
     /// Read the body. `restart`: empty the sink first (the resource changed,
     /// or it must be fetched from its start). `record`: this answer's status
@@ -164,7 +165,6 @@ pub struct Attempt {
     /// The sink's bytes can be checked against nothing: fetch from the
     /// start and restart the sink rather than risk a splice.
     stale: bool,
-    redirects: u32,
     phase: Phase,
     /// The version the sink holds after the head was accepted.
     version: Version,
@@ -228,7 +228,6 @@ impl Attempt {
             held,
             rewindable,
             stale,
-            redirects: 0,
             phase: Phase::Asking,
             version,
             skip: 0,
@@ -318,9 +317,8 @@ impl Attempt {
         }
         let verdict = self.judge(status, headers, now);
         self.phase = match verdict {
-            Verdict::Redirect(_) => Phase::Asking,
             Verdict::Accept { .. } => Phase::Reading,
-            Verdict::Fail { .. } => Phase::Over,
+            Verdict::Redirect(_) | Verdict::Fail { .. } => Phase::Over,
         };
         match verdict {
             Verdict::Accept { restart: true, .. } => self.held.bytes = 0,
@@ -351,23 +349,12 @@ impl Attempt {
         let Some(location) = header(headers, "location") else {
             return protocol(format!("a {status} redirect without a Location"));
         };
-        let next = match self.url.join(location) {
-            Ok(u) => u,
-            Err(e) => return protocol(format!("a {status} redirect to a bad Location {location:?}: {e}")),
-        };
-        if next.scheme() != "http" && next.scheme() != "https" || next.host_str().is_none() {
-            let error = NetError::InvalidUrl(format!("a redirect to {next}, which is not an http(s) URL with a host"));
-            return Verdict::Fail { error, discard: false };
+        // Resolved here; whether to follow (scheme, https downgrade, how
+        // many) is the scheduler's decision (`Scheduler::on_redirect`).
+        match self.url.join(location) {
+            Ok(next) => Verdict::Redirect(next),
+            Err(e) => protocol(format!("a {status} redirect to a bad Location {location:?}: {e}")),
         }
-        if self.url.scheme() == "https" && next.scheme() == "http" {
-            return protocol(format!("refusing a redirect from https to plain http ({next})"));
-        }
-        self.redirects += 1;
-        if self.redirects > MAX_REDIRECTS {
-            return protocol(format!("more than {MAX_REDIRECTS} redirects (a redirect loop?)"));
-        }
-        self.url = next.clone();
-        Verdict::Redirect(next)
     }
 
     /// The sink's bytes are of another version: start over if the sink can.

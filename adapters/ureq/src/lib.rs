@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 pub use weir;
 use weir::{
     Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
-    RequestPriority, Scheduler,
+    RequestPriority, Scheduler, Url,
 };
 pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink, Snapshot};
 
@@ -87,10 +87,11 @@ pub(crate) enum Msg {
         id: RequestId,
         attempt: u32,
     },
+    /// The attempt ended: complete (`Ok(None)`), redirected (`Ok(Some(url))`) or failed.
     Finished {
         id: RequestId,
         attempt: u32,
-        result: Result<(), NetError>,
+        result: Result<Option<Url>, NetError>,
     },
     Shutdown,
 }
@@ -429,7 +430,6 @@ impl Drop for Download {
 
 /// What the driver keeps per live request.
 struct Rec {
-    url: weir::Url,
     method: weir::RequestMethod,
     range: Option<(u64, Option<u64>)>,
     sink: Arc<Mutex<SinkState>>,
@@ -532,7 +532,8 @@ impl Driver {
                         rec.running = None;
                     }
                     match result {
-                        Ok(()) => self.sched.on_complete(id, now),
+                        Ok(None) => self.sched.on_complete(id, now),
+                        Ok(Some(url)) => self.sched.on_redirect(id, url, now),
                         Err(e) => self.sched.on_failed(id, e, now),
                     }
                 }
@@ -550,10 +551,10 @@ impl Driver {
         progress: Arc<Progress>,
         now: Instant,
     ) -> Result<RequestId, EnqueueError> {
-        let (url, method, range) = (req.url().clone(), req.method(), req.range_value());
+        let (method, range) = (req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
         let sink = Arc::new(Mutex::new(SinkState::with_progress(sink, self.memory_limit, progress)));
-        self.reqs.insert(id, Rec { url, method, range, sink, done, running: None });
+        self.reqs.insert(id, Rec { method, range, sink, done, running: None });
         Ok(id)
     }
 
@@ -572,7 +573,7 @@ impl Driver {
                     let job = Job {
                         id: cmd.id,
                         attempt: cmd.attempt,
-                        url: rec.url.clone(),
+                        url: cmd.url.clone(), // a redirect may have moved it
                         method: rec.method,
                         range: rec.range,
                         sink: Arc::clone(&rec.sink),

@@ -100,7 +100,7 @@ pub(crate) fn run(jobs: &Mutex<Receiver<Job>>, reports: &Sender<Msg>, config: &u
         };
         let a = agent.get_or_insert_with(|| new_agent(config)).clone();
         *lock(&job.abort.agent) = Some(a.clone());
-        let result = if job.abort.aborted() { Ok(()) } else { transfer(&a, &job, reports, &mut buf) };
+        let result = if job.abort.aborted() { Ok(None) } else { transfer(&a, &job, reports, &mut buf) };
         lock(&job.sink).pause();
         if lock(&job.abort.agent).take().is_none() {
             // The driver shut this agent down: start the next job on a fresh one.
@@ -118,51 +118,52 @@ fn new_agent(config: &ureq::config::Config) -> Agent {
 }
 
 /// Run one attempt: a loop around [`Attempt`], which makes every HTTP
-/// decision. `Ok(())` means the request is complete, or the attempt was
-/// aborted and nobody cares any more.
-fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> Result<(), NetError> {
+/// decision. `Ok(None)` means the request is complete, or the attempt was
+/// aborted and nobody cares any more; `Ok(Some(url))` a redirect, for the
+/// scheduler to decide on.
+fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> Result<Option<Url>, NetError> {
     let (held, rewindable) = {
         let mut s = lock(&job.sink);
         (s.prepare()?, s.rewindable())
     };
     let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
-    let resp = loop {
-        let Some(ask) = attempt.ask() else { return Ok(()) }; // every byte is already there
-        let mut req = match ask.method {
-            RequestMethod::Get => agent.get(ask.url.as_str()),
-            RequestMethod::Head => agent.head(ask.url.as_str()),
-        };
-        for (k, v) in &ask.headers {
-            req = req.header(*k, v.as_str());
-        }
-        // Redirects and error statuses are the Attempt's to judge.
-        let req = req.config().max_redirects(0).http_status_as_error(false).build();
-        let resp = req.call().map_err(map_error)?;
-        let status = resp.status().as_u16();
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
-        match attempt.on_head(status, &headers, SystemTime::now()) {
-            Verdict::Redirect(_) => drain(resp.into_body().into_reader(), buf, DRAIN_LIMIT),
-            Verdict::Fail { error, discard } => {
-                if discard {
-                    lock(&job.sink).reset()?;
-                }
-                return Err(error);
-            }
-            Verdict::Accept { restart, record } => {
-                let mut s = lock(&job.sink);
-                s.accept(restart, record.then_some((status, headers)), attempt.version().clone())?;
-                s.expect(attempt.final_size());
-                if attempt.final_size().is_some_and(|n| !s.fits(n)) {
-                    return Err(NetError::TooLarge);
-                }
-                break resp;
-            }
-        }
+    let Some(ask) = attempt.ask() else { return Ok(None) }; // every byte is already there
+    let mut req = match ask.method {
+        RequestMethod::Get => agent.get(ask.url.as_str()),
+        RequestMethod::Head => agent.head(ask.url.as_str()),
     };
+    for (k, v) in &ask.headers {
+        req = req.header(*k, v.as_str());
+    }
+    // Redirects and error statuses are the Attempt's to judge.
+    let req = req.config().max_redirects(0).http_status_as_error(false).build();
+    let resp = req.call().map_err(map_error)?;
+    let status = resp.status().as_u16();
+    let headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    match attempt.on_head(status, &headers, SystemTime::now()) {
+        Verdict::Redirect(url) => {
+            drain(resp.into_body().into_reader(), buf, DRAIN_LIMIT);
+            return Ok(Some(url));
+        }
+        Verdict::Fail { error, discard } => {
+            if discard {
+                lock(&job.sink).reset()?;
+            }
+            return Err(error);
+        }
+        Verdict::Accept { restart, record } => {
+            let mut s = lock(&job.sink);
+            s.accept(restart, record.then_some((status, headers)), attempt.version().clone())?;
+            s.expect(attempt.final_size());
+            if attempt.final_size().is_some_and(|n| !s.fits(n)) {
+                return Err(NetError::TooLarge);
+            }
+        }
+    }
     let mut reader = resp.into_body().into_reader();
     resets::clear();
     let mut report = Reporter { tx: reports, id: job.id, attempt: job.attempt, pace: Coalescer::default() };
@@ -188,7 +189,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             Ok(0) if resets::broken() => break End::Broken(NetError::Reset("the connection broke off".into())),
             Ok(0) => break End::Clean,
             Ok(n) => n,
-            Err(_) if job.abort.aborted() => return Ok(()),
+            Err(_) if job.abort.aborted() => return Ok(None),
             Err(e) => break End::Broken(map_io(&e)),
         };
         let part = attempt.on_body(&buf[..n])?;
@@ -200,13 +201,13 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
         }
         let mut s = lock(&job.sink);
         if job.abort.aborted() {
-            return Ok(());
+            return Ok(None);
         }
         s.write(part)?;
         drop(s);
         report.add(part.len() as u64);
     };
-    attempt.on_end(end)
+    attempt.on_end(end).map(|()| None)
 }
 
 /// Read and drop up to `limit` more bytes of a redirect's body (plus the
