@@ -22,7 +22,8 @@ pub struct GetOptions {
     pub per_host: Option<usize>,
     pub priority: RequestPriority,
     pub retries: u32,
-    pub timeout: Option<f64>,
+    /// `None`: the default (30 s); `Some(None)`: no idle timeout.
+    pub timeout: Option<Option<Duration>>,
     pub events: bool,
     pub quiet: bool,
 }
@@ -88,24 +89,25 @@ pub fn get(opts: GetOptions) -> i32 {
         eprintln!("weir: no URL given (weir get URL..., or -i FILE, or -i - for stdin)");
         return 2;
     }
-    if opts.max_concurrent == 0 || opts.per_host == Some(0) {
-        eprintln!("weir: --max-concurrent and --per-host must be at least 1");
-        return 2;
-    }
     if let Err(e) = fs::create_dir_all(&opts.out) {
         eprintln!("weir: cannot create {}: {e}", opts.out.display());
         return 1;
     }
-    let idle = opts.timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
     let cfg = Config {
         max_concurrent: opts.max_concurrent,
         max_per_host: opts.per_host,
-        idle_timeout: idle.or(Some(Duration::from_secs(30))),
+        idle_timeout: opts.timeout.unwrap_or(Some(Duration::from_secs(30))),
         soft_timeout: None,
         retry: RetryPolicy { max_retries: opts.retries, ..RetryPolicy::default() },
         ..Config::default()
     };
-    let dl = Arc::new(Downloader::new(cfg));
+    let dl = match Downloader::try_new(cfg, weir_ureq::Options::default()) {
+        Ok(dl) => Arc::new(dl),
+        Err(e) => {
+            eprintln!("weir: cannot start: {e}");
+            return 1;
+        }
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let (dl, flag) = (Arc::clone(&dl), Arc::clone(&interrupted));

@@ -39,21 +39,22 @@ enum Cmd {
         /// Directory to save into (file names come from the URL path, sanitised).
         #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
         out: PathBuf,
-        /// Transfers at once.
-        #[arg(long, default_value_t = 4)]
-        max_concurrent: usize,
-        /// Transfers at once per host.
-        #[arg(long)]
-        per_host: Option<usize>,
+        /// Transfers at once (1 to 1024).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024), allow_negative_numbers = true)]
+        max_concurrent: u16,
+        /// Transfers at once per host (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        per_host: Option<u32>,
         /// Priority of these downloads.
         #[arg(long, value_enum, default_value_t = Prio::Low)]
         priority: Prio,
         /// Retries per download after the first attempt.
         #[arg(long, default_value_t = 3)]
         retries: u32,
-        /// Give up on an attempt after this many seconds without data.
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
+        /// Give up on an attempt after this many seconds without data
+        /// (default 30; 0 waits forever; 0.001 to 1000000).
+        #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
+        timeout: Option<IdleTimeout>,
         /// Print the event stream as JSON lines.
         #[arg(long)]
         events: bool,
@@ -74,6 +75,23 @@ enum Prio {
     Low,
 }
 
+/// `--timeout SECS`: a finite number of seconds, at least 1 ms, at most
+/// 10^6 s; 0 turns the idle timeout off.
+fn parse_timeout(s: &str) -> Result<IdleTimeout, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs == 0.0 {
+        return Ok(IdleTimeout(None));
+    }
+    if !secs.is_finite() || !(0.001..=1e6).contains(&secs) {
+        return Err(format!("{s} is out of range (0, or 0.001 to 1000000 seconds)"));
+    }
+    Ok(IdleTimeout(Some(std::time::Duration::from_secs_f64(secs))))
+}
+
+/// A parsed `--timeout`: `None` turns the idle timeout off.
+#[derive(Clone, Copy, Debug)]
+struct IdleTimeout(Option<std::time::Duration>);
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
@@ -83,14 +101,14 @@ fn main() {
                 urls,
                 input,
                 out,
-                max_concurrent,
-                per_host,
+                max_concurrent: usize::from(max_concurrent),
+                per_host: per_host.map(|n| n as usize),
                 priority: match priority {
                     Prio::High => RequestPriority::High,
                     Prio::Low => RequestPriority::Low,
                 },
                 retries,
-                timeout,
+                timeout: timeout.map(|t| t.0),
                 events,
                 quiet,
             })

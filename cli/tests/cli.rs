@@ -235,6 +235,38 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn numeric_flags_out_of_range_are_refused_clearly_never_a_panic_or_a_hang() {
+    for args in [
+        ["--timeout", "inf"],
+        ["--timeout", "NaN"],
+        ["--timeout", "1e-12"],
+        ["--timeout", "-1"],
+        ["--timeout", "1e300"],
+        ["--max-concurrent", "100000"],
+        ["--max-concurrent", "18446744073709551615"],
+        ["--max-concurrent", "-3"],
+        ["--per-host", "0"],
+        ["--retries", "99999999999"],
+    ] {
+        let started = std::time::Instant::now();
+        let out = weir(&["get", args[0], args[1], "http://127.0.0.1:9/x"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(args[0]) || err.contains("invalid value"), "{args:?} names the flag: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{args:?} returned at once");
+    }
+    // 0 is documented: no idle timeout (never silently 30 s).
+    let server = FaultServer::start();
+    let dir = tempdir("timeout0");
+    let out = get_in(&dir, &["--timeout", "0"], &[server.url("/file/10")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let help = text(&weir(&["get", "--help"]).stdout);
+    assert!(help.contains("0 waits forever"), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn head_shows_status_size_and_headers() {
     let server = FaultServer::start();
     let out = weir(&["head", &server.url("/file/4321")]);

@@ -287,3 +287,19 @@ fn an_async_writer_sink_is_refused_before_any_exchange() {
     );
     assert_eq!(server.hits("/file/100"), 0, "refused before asking the server");
 }
+
+#[test]
+fn a_downloader_that_cannot_start_says_why_instead_of_panicking() {
+    use weir_ureq::{Options, StartError, MAX_WORKERS};
+    let huge = Config { max_concurrent: 100_000, ..Config::default() };
+    assert_eq!(Downloader::try_new(huge, Options::default()).err(), Some(StartError::TooManyWorkers(100_000)));
+    let max = Config { max_concurrent: usize::MAX, ..Config::default() };
+    assert!(matches!(Downloader::try_new(max, Options::default()), Err(StartError::TooManyWorkers(_))));
+    let zero = Config { max_concurrent: 0, ..Config::default() };
+    assert_eq!(
+        Downloader::try_new(zero, Options::default()).err(),
+        Some(StartError::Config(ConfigError::ZeroConcurrency))
+    );
+    let most = Config { max_concurrent: MAX_WORKERS, ..Config::default() };
+    assert!(Downloader::try_new(most, Options::default()).is_ok(), "the limit itself starts");
+}

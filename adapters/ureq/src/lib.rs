@@ -59,6 +59,43 @@ pub use weir_http::Progress;
 use weir_http::SinkState;
 use worker::{lock, AbortHandle, Job};
 
+/// Most worker threads one downloader starts (`Config::max_concurrent`):
+/// one thread per concurrent transfer is this adapter's model; for more
+/// concurrency use `weir-async`, whose transfers are tasks.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Why a downloader could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The scheduler's config cannot work.
+    Config(ConfigError),
+    /// `max_concurrent` asks for more worker threads than [`MAX_WORKERS`].
+    TooManyWorkers(usize),
+    /// The system refused a thread.
+    Threads(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::TooManyWorkers(n) => {
+                write!(f, "max_concurrent {n} needs {n} worker threads; weir-ureq starts at most {MAX_WORKERS}")
+            }
+            StartError::Threads(e) => write!(f, "cannot start a thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}
+
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
@@ -136,7 +173,7 @@ impl Downloader {
     /// Start a downloader with default [`Options`].
     ///
     /// # Panics
-    /// When the config cannot work (see [`Scheduler::try_new`]); use
+    /// When the downloader cannot start (see [`Downloader::try_new`]); use
     /// [`Downloader::try_new`] to get the error instead.
     #[must_use]
     pub fn new(config: Config) -> Self {
@@ -158,9 +195,15 @@ impl Downloader {
     /// Start a downloader.
     ///
     /// # Errors
-    /// The [`ConfigError`] when the config cannot work.
-    pub fn try_new(config: Config, options: Options) -> Result<Self, ConfigError> {
+    /// [`StartError::Config`] when the config cannot work,
+    /// [`StartError::TooManyWorkers`] beyond [`MAX_WORKERS`], and
+    /// [`StartError::Threads`] when the system refuses a thread (those
+    /// already started are stopped and joined first).
+    pub fn try_new(config: Config, options: Options) -> Result<Self, StartError> {
         let workers = config.max_concurrent;
+        if workers > MAX_WORKERS {
+            return Err(StartError::TooManyWorkers(workers));
+        }
         let sched = Scheduler::try_new(config)?;
         let (tx, rx) = mpsc::channel();
         let (job_tx, job_rx) = mpsc::channel::<Job>();
@@ -168,11 +211,20 @@ impl Downloader {
         let mut threads = Vec::with_capacity(workers + 1);
         for i in 0..workers {
             let (jobs, reports, cfg) = (Arc::clone(&job_rx), tx.clone(), options.agent.clone());
-            let t = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("weir-worker-{i}"))
-                .spawn(move || worker::run(&jobs, &reports, &cfg))
-                .expect("spawn a worker thread");
-            threads.push(t);
+                .spawn(move || worker::run(&jobs, &reports, &cfg));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Closing the job channel ends the workers already running.
+                    drop(job_tx);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(StartError::Threads(format!("worker {i} of {workers}: {e}")));
+                }
+            }
         }
         let driver = Driver {
             sched,
@@ -183,8 +235,16 @@ impl Downloader {
             peer_subs: HashMap::new(),
             memory_limit: options.memory_limit,
         };
-        let t = std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver.run()).expect("spawn");
-        threads.push(t);
+        match std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver.run()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                // The driver (and with it the job channel) is gone: the workers end.
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(StartError::Threads(format!("the driver: {e}")));
+            }
+        }
         Ok(Self { tx, threads: Mutex::new(threads) })
     }
 
