@@ -98,6 +98,8 @@ pub struct Seen {
     pub range: Option<String>,
     /// The `If-Range` header.
     pub if_range: Option<String>,
+    /// Every header, names lower-cased.
+    pub headers: HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -298,7 +300,26 @@ enum Cut {
 }
 
 /// Send a resource; `Ok(true)` when the connection may serve another request.
-fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std::io::Result<bool> {
+/// What one answer needs from its server: the stop flag, and its place
+/// in the concurrency count, released as its last bytes go out.
+struct Answer<'a> {
+    stop: &'a AtomicBool,
+    state: &'a Mutex<State>,
+    released: std::cell::Cell<bool>,
+}
+
+impl Answer<'_> {
+    /// This answer no longer counts as running: its client may have every
+    /// byte the moment the next write lands, and start its next request.
+    fn release(&self) {
+        if !self.released.replace(true) {
+            self.state.lock().expect("state").busy -= 1;
+        }
+    }
+}
+
+fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, cx: &Answer<'_>) -> std::io::Result<bool> {
+    let stop = cx.stop;
     let len = p.body.len();
     let mut range = if p.honour_range { head.headers.get("range").and_then(|v| parse_range(v, len)) } else { None };
     if let Some(ir) = head.headers.get("if-range") {
@@ -354,6 +375,7 @@ fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std:
     let body = &slice[..limit];
     match p.drip {
         Some((chunk, every)) => {
+            let n = body.chunks(chunk.max(1)).count();
             for (i, c) in body.chunks(chunk.max(1)).enumerate() {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(false);
@@ -362,11 +384,17 @@ fn send(w: &mut TcpStream, head: &Head, p: &Plan<'_>, stop: &AtomicBool) -> std:
                 if i > 0 {
                     pause(every, stop);
                 }
+                if i + 1 == n {
+                    cx.release();
+                }
                 w.write_all(c)?;
                 w.flush()?;
             }
         }
-        None => w.write_all(body)?,
+        None => {
+            cx.release();
+            w.write_all(body)?;
+        }
     }
     w.write_all(p.extra)?;
     w.flush()?;
@@ -411,6 +439,7 @@ fn serve(stream: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
                 path: head.path.clone(),
                 range: head.headers.get("range").cloned(),
                 if_range: head.headers.get("if-range").cloned(),
+                headers: head.headers.clone(),
             });
             let h = st.hits.entry(head.path.clone()).or_default();
             *h += 1;
@@ -419,29 +448,32 @@ fn serve(stream: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
             st.peak = st.peak.max(st.busy);
             hit
         };
-        let keep = matches!(route(&mut w, &head, hit, stop), Ok(true));
-        state.lock().expect("state").busy -= 1;
+        let cx = Answer { stop, state, released: std::cell::Cell::new(false) };
+        let keep = matches!(route(&mut w, &head, hit, &cx), Ok(true));
+        cx.release();
         if !keep {
             return;
         }
     }
 }
 
-fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::io::Result<bool> {
+fn route(w: &mut TcpStream, head: &Head, hit: usize, cx: &Answer<'_>) -> std::io::Result<bool> {
     let route_path = head.path.split('?').next().unwrap_or("");
+    // Redirects carry the query along.
+    let query = head.path.split_once('?').map_or(String::new(), |(_, q)| format!("?{q}"));
     let segs: Vec<&str> = route_path.trim_start_matches('/').split('/').collect();
     let file = |len: usize| content(len, len as u64);
     match segs.as_slice() {
-        ["named", len, _name] => send(w, head, &plain(&file(num(Some(len)).unwrap_or(0))), stop),
+        ["named", len, _name] => send(w, head, &plain(&file(num(Some(len)).unwrap_or(0))), cx),
         ["file", len] => {
             let body = file(num(Some(len)).unwrap_or(0));
-            send(w, head, &plain(&body), stop)
+            send(w, head, &plain(&body), cx)
         }
         ["stall" | "reset", len, after] => {
             let body = file(num(Some(len)).unwrap_or(0));
             let how = if segs[0] == "stall" { Cut::Stall } else { Cut::Reset };
             let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), how));
-            send(w, head, &Plan { cut, ..plain(&body) }, stop)
+            send(w, head, &Plan { cut, ..plain(&body) }, cx)
         }
         ["short", len, actual] => {
             let len = num(Some(len)).unwrap_or(0);
@@ -452,7 +484,7 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
                 claim: Some(len as u64),
                 ..plain(&body)
             };
-            send(w, head, &plan, stop)
+            send(w, head, &plan, cx)
         }
         ["status", code, times, ra] => {
             let times = num(Some(times)).unwrap_or(usize::MAX);
@@ -463,7 +495,7 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
                 }
                 write_head(w, &format!("{code} Test"), &h, true).map(|()| true)
             } else {
-                send(w, head, &plain(&file(1000)), stop)
+                send(w, head, &plain(&file(1000)), cx)
             }
         }
         ["loop"] => write_head(
@@ -480,14 +512,17 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
                 return write_head(w, "400 Bad Request", &[("Content-Length".into(), "0".into())], false)
                     .map(|()| false);
             }
-            let to = format!("http://{authority}/{}", rest.join("/"));
+            let to = format!("http://{authority}/{}{query}", rest.join("/"));
             write_head(w, "302 Found", &[("Location".into(), to), ("Content-Length".into(), "0".into())], true)
                 .map(|()| true)
         }
         ["redirect", n, rest @ ..] => {
             let n = num(Some(n)).unwrap_or(0);
-            let to =
-                if n == 0 { format!("/{}", rest.join("/")) } else { format!("/redirect/{}/{}", n - 1, rest.join("/")) };
+            let to = if n == 0 {
+                format!("/{}{query}", rest.join("/"))
+            } else {
+                format!("/redirect/{}/{}{query}", n - 1, rest.join("/"))
+            };
             write_head(w, "302 Found", &[("Location".into(), to), ("Content-Length".into(), "0".into())], true)
                 .map(|()| true)
         }
@@ -495,19 +530,19 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
             let len = num(Some(len)).unwrap_or(0);
             let (body, etag) = if hit == 1 { (content(len, 1), "\"one\"") } else { (content(len, 2), "\"two\"") };
             let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
-            send(w, head, &Plan { etag: etag.to_owned(), cut, ignore_if_range: true, ..plain(&body) }, stop)
+            send(w, head, &Plan { etag: etag.to_owned(), cut, ignore_if_range: true, ..plain(&body) }, cx)
         }
         ["retotal", len, after] => {
             let len = num(Some(len)).unwrap_or(0);
             let body = if hit == 1 { content(len, 1) } else { content(len + 5, 2) };
             let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
-            send(w, head, &Plan { etag: "\"same\"".to_owned(), cut, ..plain(&body) }, stop)
+            send(w, head, &Plan { etag: "\"same\"".to_owned(), cut, ..plain(&body) }, cx)
         }
         ["longspan", len, after] => {
             let body = file(num(Some(len)).unwrap_or(0));
             let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
             let (extra, no_length): (&[u8], bool) = if hit == 1 { (b"", false) } else { (b"GARBAGE", true) };
-            send(w, head, &Plan { cut, extra, no_length, ..plain(&body) }, stop)
+            send(w, head, &Plan { cut, extra, no_length, ..plain(&body) }, cx)
         }
         ["slowprefix", len, after, ms] => {
             let body = file(num(Some(len)).unwrap_or(0));
@@ -517,7 +552,7 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
             } else {
                 Plan { honour_range: false, drip: Some((1024, every)), ..plain(&body) }
             };
-            send(w, head, &plan, stop)
+            send(w, head, &plan, cx)
         }
         ["resetnolen", len, after] => {
             let body = file(num(Some(len)).unwrap_or(0));
@@ -526,7 +561,7 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
             } else {
                 plain(&body)
             };
-            send(w, head, &plan, stop)
+            send(w, head, &plan, cx)
         }
         ["status101"] => {
             write_head(w, "101 Switching Protocols", &[("Upgrade".into(), "nothing".into())], false).map(|()| false)
@@ -537,24 +572,24 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, stop: &AtomicBool) -> std::
         ["drip", len, chunk, ms] => {
             let body = file(num(Some(len)).unwrap_or(0));
             let every = Duration::from_millis(num(Some(ms)).unwrap_or(1) as u64);
-            send(w, head, &Plan { drip: Some((num(Some(chunk)).unwrap_or(1), every)), ..plain(&body) }, stop)
+            send(w, head, &Plan { drip: Some((num(Some(chunk)).unwrap_or(1), every)), ..plain(&body) }, cx)
         }
         ["norange", len, after] => {
             let body = file(num(Some(len)).unwrap_or(0));
             let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
-            send(w, head, &Plan { honour_range: false, cut, ..plain(&body) }, stop)
+            send(w, head, &Plan { honour_range: false, cut, ..plain(&body) }, cx)
         }
         ["etag", len, after] => {
             let len = num(Some(len)).unwrap_or(0);
             let (body, etag) = if hit == 1 { (content(len, 1), "\"one\"") } else { (content(len, 2), "\"two\"") };
             let cut = (hit == 1).then(|| (num(Some(after)).unwrap_or(0), Cut::Close));
-            send(w, head, &Plan { etag: etag.to_owned(), cut, ..plain(&body) }, stop)
+            send(w, head, &Plan { etag: etag.to_owned(), cut, ..plain(&body) }, cx)
         }
         ["bigclaim"] => {
             let body = file(10);
-            send(w, head, &Plan { honour_range: false, claim: Some(2 << 30), ..plain(&body) }, stop)
+            send(w, head, &Plan { honour_range: false, claim: Some(2 << 30), ..plain(&body) }, cx)
         }
-        ["empty"] => send(w, head, &plain(&[]), stop),
+        ["empty"] => send(w, head, &plain(&[]), cx),
         _ => write_head(w, "404 Not Found", &[("Content-Length".into(), "0".into())], true).map(|()| true),
     }
 }

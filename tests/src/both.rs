@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weir::{Config, DownloaderEvent, Request, RequestPriority};
-use weir_http::{FetchError, Response};
+use weir_http::{FetchError, Headers, Response};
 
 /// Which adapter runs the downloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,14 +113,25 @@ fn collect(ids: &[weir::RequestId], mut next: impl FnMut() -> Option<weir_http::
 /// When the downloader cannot start or an event stream breaks.
 #[must_use]
 pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<Got> {
+    let reqs = reqs.into_iter().map(|(r, i)| (r, i, Headers::new())).collect();
+    run_with(adapter, config, &Headers::new(), reqs)
+}
+
+/// [`run`] with the downloader's default headers and each download's own.
+///
+/// # Panics
+/// As [`run`].
+#[must_use]
+pub fn run_with(adapter: Adapter, config: Config, defaults: &Headers, reqs: Vec<(Request, Into, Headers)>) -> Vec<Got> {
     let writers: Vec<Shared> = reqs.iter().map(|_| Shared::default()).collect();
     let (outcomes, ids, events) = match adapter {
         Adapter::Ureq => {
-            let dl = weir_ureq::Downloader::new(config);
+            let options = weir_ureq::Options { headers: defaults.clone(), ..weir_ureq::Options::default() };
+            let dl = weir_ureq::Downloader::try_new(config, options).expect("a downloader");
             let peer = dl.peer(RequestPriority::Low);
             let events = peer.subscribe();
-            let items = reqs.into_iter().zip(&writers).map(|((r, into), w)| (r, sink(into, w))).collect();
-            let downloads: Vec<_> = peer.fetch_all(items).into_iter().map(|d| d.expect("accepted")).collect();
+            let items = reqs.into_iter().zip(&writers).map(|((r, into, h), w)| (r, sink(into, w), h)).collect();
+            let downloads: Vec<_> = peer.fetch_all_with(items).into_iter().map(|d| d.expect("accepted")).collect();
             let ids: Vec<_> = downloads.iter().map(weir_ureq::Download::id).collect();
             let outcomes: Vec<_> = downloads.into_iter().map(weir_ureq::Download::wait).collect();
             drop(peer);
@@ -129,12 +140,16 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
             (outcomes, ids, events)
         }
         Adapter::Async => {
-            let dl = weir_async::Downloader::spawn(config);
+            let options = weir_async::Options { headers: defaults.clone() };
+            let transport = std::sync::Arc::new(weir_async::HyperTransport::new());
+            let (dl, driver) = weir_async::Downloader::with_options(config, transport, options).expect("a downloader");
+            let driver_thread = std::thread::spawn(move || async_io::block_on(driver));
             let (outcomes, ids, events) = futures_lite::future::block_on(async {
                 let peer = dl.peer(RequestPriority::Low).await;
                 let events = peer.subscribe();
-                let items = reqs.into_iter().zip(&writers).map(|((r, into), w)| (r, sink(into, w))).collect();
-                let downloads: Vec<_> = peer.fetch_all(items).await.into_iter().map(|d| d.expect("accepted")).collect();
+                let items = reqs.into_iter().zip(&writers).map(|((r, into, h), w)| (r, sink(into, w), h)).collect();
+                let downloads: Vec<_> =
+                    peer.fetch_all_with(items).await.into_iter().map(|d| d.expect("accepted")).collect();
                 let ids: Vec<_> = downloads.iter().map(weir_async::Download::id).collect();
                 let mut outcomes = Vec::new();
                 for d in downloads {
@@ -143,7 +158,9 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
                 let evs = collect(&ids, || events.try_recv().ok());
                 (outcomes, ids, evs)
             });
+            dl.shutdown();
             drop(dl);
+            let _ = driver_thread.join();
             (outcomes, ids, events)
         }
     };

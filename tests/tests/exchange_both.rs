@@ -4,7 +4,7 @@
 //! complete exchanges give their connection back to the pool.
 
 use weir_http::FetchError;
-use weir_tests::both::{run, Adapter, Into, ADAPTERS};
+use weir_tests::both::{run, run_with, Adapter, Into, ADAPTERS};
 use weir_tests::server::{content, FaultServer};
 use weir_tests::*;
 
@@ -297,5 +297,53 @@ fn per_host_caps_hold_at_the_server_a_redirect_leads_to() {
         }
     }
     assert_eq!(b.peak_concurrency(), 1, "max_per_host 1 holds at the redirect target");
-    assert_eq!(b.hits("/drip/20000/4000/10"), 8, "every download was served by the target");
+    let served = b.seen().iter().filter(|s| s.path.starts_with("/drip/20000/4000/10?")).count();
+    assert_eq!(served, 8, "every download was served by the target");
+}
+
+#[test]
+fn headers_are_sent_merged_with_defaults_and_credentials_never_follow_to_another_origin() {
+    use weir_http::{Headers, USER_AGENT};
+    let (home, other) = (FaultServer::start_on("127.0.0.1"), FaultServer::start_on("127.0.0.2"));
+    for adapter in ADAPTERS {
+        let defaults = Headers::new().with("Accept", "*/*").unwrap().with("X-Client", "suite").unwrap();
+        let own = Headers::new()
+            .with("Authorization", "Bearer secret")
+            .unwrap()
+            .with("Cookie", "s=1")
+            .unwrap()
+            .with("accept", "video/mp2t")
+            .unwrap();
+        let tag = format!("{adapter:?}");
+        let reqs = vec![
+            (get(&home.url(&format!("/file/10?plain{tag}"))), Into::Memory, Headers::new()),
+            (get(&home.url(&format!("/file/11?own{tag}"))), Into::Memory, own.clone()),
+            // Same origin after the redirect: credentials stay.
+            (get(&home.url(&format!("/redirect/1/file/12?same{tag}"))), Into::Memory, own.clone()),
+            // Another origin: no credentials there.
+            (get(&home.url(&format!("/to/{}/file/13?cross{tag}", other.addr()))), Into::Memory, own.clone()),
+        ];
+        let got = run_with(adapter, cfg(), &defaults, reqs);
+        assert!(got.iter().all(|g| g.outcome.is_ok()), "{adapter:?}");
+        let seen = |s: &FaultServer, q: &str| {
+            s.seen()
+                .into_iter()
+                .find(|x| x.path.ends_with(&format!("{q}{tag}")))
+                .unwrap_or_else(|| panic!("{q}"))
+                .headers
+        };
+        let plain = seen(&home, "plain");
+        assert_eq!(plain.get("user-agent").map(String::as_str), Some(USER_AGENT), "{adapter:?}: weir's User-Agent");
+        assert_eq!(plain.get("accept").map(String::as_str), Some("*/*"), "{adapter:?}: the default");
+        assert_eq!(plain.get("authorization"), None);
+        let own_seen = seen(&home, "own");
+        assert_eq!(own_seen.get("accept").map(String::as_str), Some("video/mp2t"), "{adapter:?}: the download's wins");
+        assert_eq!(own_seen.get("x-client").map(String::as_str), Some("suite"), "{adapter:?}");
+        assert_eq!(own_seen.get("authorization").map(String::as_str), Some("Bearer secret"), "{adapter:?}");
+        let same = seen(&home, "same");
+        assert_eq!(same.get("cookie").map(String::as_str), Some("s=1"), "{adapter:?}: same origin keeps them");
+        let cross = seen(&other, "cross");
+        assert_eq!((cross.get("authorization"), cross.get("cookie")), (None, None), "{adapter:?}: stripped");
+        assert_eq!(cross.get("x-client").map(String::as_str), Some("suite"), "{adapter:?}: the rest still goes");
+    }
 }

@@ -58,7 +58,16 @@ use weir::{
 };
 use weir_http::attempt::{Attempt, End, Held, Verdict, Version, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
-pub use weir_http::Progress;
+pub use weir_http::{HeaderError, Headers, Progress};
+
+/// Options of the async adapter beyond the scheduler's [`Config`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Headers every download sends unless it sets its own (see
+    /// [`PeerHandle::fetch_with`]); a `User-Agent` of [`weir_http::USER_AGENT`]
+    /// is sent when neither sets one.
+    pub headers: Headers,
+}
 use weir_http::SinkState;
 pub use weir_http::{Event, FetchError, Outcome, Response, Snapshot};
 
@@ -205,7 +214,7 @@ enum Msg {
     CancelGroup(GroupId),
     Fetch {
         peer: PeerId,
-        items: Vec<(Request, Sink, Sender<Outcome>, Arc<Progress>)>,
+        items: Vec<Item>,
         reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
     },
     Cancel(RequestId),
@@ -262,6 +271,18 @@ impl Downloader {
     /// # Errors
     /// The [`ConfigError`] when the config cannot work.
     pub fn with_transport(config: Config, transport: Arc<dyn Transport>) -> Result<(Downloader, Driver), ConfigError> {
+        Self::with_options(config, transport, Options::default())
+    }
+
+    /// A downloader and its driver over `transport`, with `options`.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] when the config cannot work.
+    pub fn with_options(
+        config: Config,
+        transport: Arc<dyn Transport>,
+        options: Options,
+    ) -> Result<(Downloader, Driver), ConfigError> {
         let sched = Scheduler::try_new(config)?;
         let (tx, rx) = async_channel::unbounded();
         let driver = DriverState {
@@ -272,6 +293,7 @@ impl Downloader {
             reqs: HashMap::new(),
             root_subs: Vec::new(),
             peer_subs: HashMap::new(),
+            headers: options.headers,
         };
         Ok((Downloader { tx, thread: None }, Box::pin(driver.run())))
     }
@@ -376,15 +398,31 @@ impl PeerHandle {
 
     /// Schedule many downloads together (one round trip); results in input order.
     pub async fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
+        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Headers::new())).collect()).await
+    }
+
+    /// Schedule a download into `sink` that sends `headers` too (auth
+    /// tokens, cookies, `Accept`, ...). Credentials (`Authorization`,
+    /// `Cookie`, `Proxy-Authorization`) are not sent to another origin
+    /// after a redirect.
+    ///
+    /// # Errors
+    /// The scheduler's [`EnqueueError`].
+    pub async fn fetch_with(&self, req: Request, sink: Sink, headers: Headers) -> Result<Download, EnqueueError> {
+        self.fetch_all_with(vec![(req, sink, headers)]).await.pop().unwrap_or(Err(EnqueueError::ShutDown))
+    }
+
+    /// [`PeerHandle::fetch_all`] with headers per download (see [`PeerHandle::fetch_with`]).
+    pub async fn fetch_all_with(&self, items: Vec<(Request, Sink, Headers)>) -> Vec<Result<Download, EnqueueError>> {
         let n = items.len();
         let mut outcomes = Vec::with_capacity(n);
         let items: Vec<_> = items
             .into_iter()
-            .map(|(r, s)| {
-                let (tx, rx) = async_channel::bounded(1);
+            .map(|(req, sink, headers)| {
+                let (done, rx) = async_channel::bounded(1);
                 let progress = Arc::new(Progress::default());
                 outcomes.push((rx, Arc::clone(&progress)));
-                (r, s, tx, progress)
+                Item { req, sink, headers, done, progress }
             })
             .collect();
         let (reply, reply_rx) = async_channel::bounded(1);
@@ -520,7 +558,19 @@ impl Drop for Download {
     }
 }
 
+/// One download on its way to the driver.
+struct Item {
+    req: Request,
+    sink: Sink,
+    headers: Headers,
+    done: Sender<Outcome>,
+    progress: Arc<Progress>,
+}
+
 struct Rec {
+    /// The URL asked for (the origin credentials may go to).
+    first: Url,
+    headers: Headers,
     method: RequestMethod,
     range: Option<(u64, Option<u64>)>,
     sink: Arc<Mutex<Target>>,
@@ -541,6 +591,8 @@ struct DriverState {
     reqs: HashMap<RequestId, Rec>,
     root_subs: Vec<Sender<Event>>,
     peer_subs: HashMap<PeerId, Vec<Sender<Event>>>,
+    /// Headers every download sends unless it sets its own.
+    headers: Headers,
 }
 
 enum Wake {
@@ -612,11 +664,11 @@ impl DriverState {
             Msg::Fetch { peer, items, reply } => {
                 let ids = items
                     .into_iter()
-                    .map(|(req, sink, done, progress)| {
-                        let (method, range) = (req.method(), req.range_value());
+                    .map(|Item { req, sink, headers, done, progress }| {
+                        let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
                         let id = self.sched.enqueue(peer, req, now)?;
                         let sink = Arc::new(Mutex::new(Target::new(sink, progress)));
-                        self.reqs.insert(id, Rec { method, range, sink, done, running: None });
+                        self.reqs.insert(id, Rec { first, headers, method, range, sink, done, running: None });
                         Ok(id)
                     })
                     .collect();
@@ -683,6 +735,7 @@ impl DriverState {
                 let job = Job {
                     id: cmd.id,
                     attempt: cmd.attempt,
+                    headers: Headers::for_attempt(&rec.headers, &self.headers, &rec.first, &cmd.url),
                     url: cmd.url.clone(), // a redirect may have moved it
                     method: rec.method,
                     range: rec.range,
@@ -742,6 +795,8 @@ struct Job {
     id: RequestId,
     attempt: u32,
     url: Url,
+    /// The caller's headers for this attempt's URL.
+    headers: Vec<(String, String)>,
     method: RequestMethod,
     range: Option<(u64, Option<u64>)>,
     sink: Arc<Mutex<Target>>,
@@ -796,9 +851,11 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
         let mut t = lock(&job.sink);
         (t.prepare()?, t.rewindable())
     };
-    let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
+    let mut attempt =
+        Attempt::new(job.url.clone(), job.method, job.range, held, rewindable).with_headers(job.headers.clone());
     let Some(ask) = attempt.ask() else { return Ok(None) }; // every byte is already there
-    let headers = ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let headers =
+        ask.caller.iter().cloned().chain(ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone()))).collect();
     let mut resp = transport.send(HttpRequest { method: ask.method, url: ask.url, headers }).await?;
     match attempt.on_head(resp.status, &resp.headers, SystemTime::now()) {
         Verdict::Redirect(url) => {

@@ -101,6 +101,8 @@ pub struct Ask {
     pub method: RequestMethod,
     /// Headers weir owns: `Range` and `If-Range`.
     pub headers: Vec<(&'static str, String)>,
+    /// The caller's headers for this attempt (see [`Attempt::with_headers`]).
+    pub caller: Vec<(String, String)>,
 }
 
 /// The judgement of a response head.
@@ -162,6 +164,8 @@ pub struct Attempt {
     end: Option<u64>,
     held: Held,
     rewindable: bool,
+    /// The caller's headers, sent with every request of the exchange.
+    caller: Vec<(String, String)>,
     /// The sink's bytes can be checked against nothing: fetch from the
     /// start and restart the sink rather than risk a splice.
     stale: bool,
@@ -227,6 +231,7 @@ impl Attempt {
             end,
             held,
             rewindable,
+            caller: Vec::new(),
             stale,
             phase: Phase::Asking,
             version,
@@ -241,6 +246,15 @@ impl Attempt {
             a.phase = Phase::Over;
         }
         a
+    }
+
+    /// Send these headers too (the caller's, as
+    /// [`Headers::for_attempt`](crate::Headers::for_attempt) makes them for
+    /// this attempt's URL); `Range` and `If-Range` stay the attempt's.
+    #[must_use]
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.caller = headers;
+        self
     }
 
     /// Absolute offset of the first byte the sink lacks; `None` when a
@@ -272,7 +286,7 @@ impl Attempt {
                 headers.push(("If-Range", v.clone()));
             }
         }
-        Some(Ask { url: self.url.clone(), method: self.method, headers })
+        Some(Ask { url: self.url.clone(), method: self.method, headers, caller: self.caller.clone() })
     }
 
     /// Whether nothing is left to do: every wanted byte is in the sink.

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod attempt;
+pub mod headers;
 pub mod outcome;
 pub mod parse;
 pub mod partial;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod sink;
 
 pub use attempt::{Attempt, End, Held, Verdict, Version};
+pub use headers::{HeaderError, Headers, USER_AGENT};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
 pub use progress::{Progress, Snapshot};

@@ -55,8 +55,8 @@ use weir::{
 };
 pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink, Snapshot};
 
-pub use weir_http::Progress;
 use weir_http::SinkState;
+pub use weir_http::{HeaderError, Headers, Progress};
 use worker::{lock, AbortHandle, Job};
 
 /// Most worker threads one downloader starts (`Config::max_concurrent`):
@@ -99,6 +99,15 @@ impl From<ConfigError> for StartError {
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
+/// One download on its way to the driver.
+pub(crate) struct Item {
+    req: Request,
+    sink: Sink,
+    headers: Headers,
+    done: Sender<Outcome>,
+    progress: Arc<Progress>,
+}
+
 /// Messages into the driver: commands from handles, reports from workers.
 pub(crate) enum Msg {
     AddPeer(RequestPriority, Sender<PeerId>),
@@ -108,7 +117,7 @@ pub(crate) enum Msg {
     CancelGroup(GroupId),
     FetchMany {
         peer: PeerId,
-        items: Vec<(Request, Sink, Sender<Outcome>, Arc<Progress>)>,
+        items: Vec<Item>,
         reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
     },
     Cancel(RequestId),
@@ -143,6 +152,10 @@ pub struct Options {
     pub agent: ureq::config::Config,
     /// Largest body a [`Sink::Memory`] accepts ([`NetError::TooLarge`] beyond).
     pub memory_limit: u64,
+    /// Headers every download sends unless it sets its own (see
+    /// [`PeerHandle::fetch_with`]); a `User-Agent` of [`weir_http::USER_AGENT`]
+    /// is sent when neither sets one.
+    pub headers: Headers,
 }
 
 impl Default for Options {
@@ -153,6 +166,7 @@ impl Default for Options {
                 .timeout_connect(Some(Duration::from_secs(30)))
                 .build(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            headers: Headers::new(),
         }
     }
 }
@@ -234,6 +248,7 @@ impl Downloader {
             root_subs: Vec::new(),
             peer_subs: HashMap::new(),
             memory_limit: options.memory_limit,
+            headers: options.headers,
         };
         match std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver.run()) {
             Ok(t) => threads.push(t),
@@ -327,7 +342,18 @@ impl PeerHandle {
     /// # Errors
     /// The scheduler's [`EnqueueError`] (bad URL, full queue, shut down, …).
     pub fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
-        self.fetch_all(vec![(req, sink)]).pop().unwrap_or(Err(EnqueueError::ShutDown))
+        self.fetch_with(req, sink, Headers::new())
+    }
+
+    /// Schedule a download into `sink` that sends `headers` too (auth
+    /// tokens, cookies, `Accept`, ...). Credentials (`Authorization`,
+    /// `Cookie`, `Proxy-Authorization`) are not sent to another origin
+    /// after a redirect.
+    ///
+    /// # Errors
+    /// As [`PeerHandle::fetch`].
+    pub fn fetch_with(&self, req: Request, sink: Sink, headers: Headers) -> Result<Download, EnqueueError> {
+        self.fetch_all_with(vec![(req, sink, headers)]).pop().unwrap_or(Err(EnqueueError::ShutDown))
     }
 
     /// Schedule many downloads in one round trip to the driver: they are
@@ -335,16 +361,22 @@ impl PeerHandle {
     /// among them starts first). Results in input order.
     #[must_use]
     pub fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
+        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Headers::new())).collect())
+    }
+
+    /// [`PeerHandle::fetch_all`] with headers per download (see [`PeerHandle::fetch_with`]).
+    #[must_use]
+    pub fn fetch_all_with(&self, items: Vec<(Request, Sink, Headers)>) -> Vec<Result<Download, EnqueueError>> {
         let n = items.len();
         let (reply, reply_rx) = mpsc::channel();
         let mut outcomes = Vec::with_capacity(n);
         let items: Vec<_> = items
             .into_iter()
-            .map(|(req, sink)| {
+            .map(|(req, sink, headers)| {
                 let (done, done_rx) = mpsc::channel();
                 let progress = Arc::new(Progress::default());
                 outcomes.push((done_rx, Arc::clone(&progress)));
-                (req, sink, done, progress)
+                Item { req, sink, headers, done, progress }
             })
             .collect();
         let ids = match self.inner.tx.send(Msg::FetchMany { peer: self.inner.id, items, reply }) {
@@ -490,6 +522,9 @@ impl Drop for Download {
 
 /// What the driver keeps per live request.
 struct Rec {
+    /// The URL asked for (the origin credentials may go to).
+    first: Url,
+    headers: Headers,
     method: weir::RequestMethod,
     range: Option<(u64, Option<u64>)>,
     sink: Arc<Mutex<SinkState>>,
@@ -507,6 +542,7 @@ struct Driver {
     root_subs: Vec<Sender<Event>>,
     peer_subs: HashMap<PeerId, Vec<Sender<Event>>>,
     memory_limit: u64,
+    headers: Headers,
 }
 
 impl Driver {
@@ -566,10 +602,7 @@ impl Driver {
             }
             Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
             Msg::FetchMany { peer, items, reply } => {
-                let ids = items
-                    .into_iter()
-                    .map(|(req, sink, done, progress)| self.enqueue(peer, req, sink, done, progress, now))
-                    .collect();
+                let ids = items.into_iter().map(|item| self.enqueue(peer, item, now)).collect();
                 let _ = reply.send(ids);
             }
             Msg::Cancel(id) => self.sched.cancel(id, now),
@@ -602,19 +635,12 @@ impl Driver {
         }
     }
 
-    fn enqueue(
-        &mut self,
-        peer: PeerId,
-        req: Request,
-        sink: Sink,
-        done: Sender<Outcome>,
-        progress: Arc<Progress>,
-        now: Instant,
-    ) -> Result<RequestId, EnqueueError> {
-        let (method, range) = (req.method(), req.range_value());
+    fn enqueue(&mut self, peer: PeerId, item: Item, now: Instant) -> Result<RequestId, EnqueueError> {
+        let Item { req, sink, headers, done, progress } = item;
+        let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
         let sink = Arc::new(Mutex::new(SinkState::with_progress(sink, self.memory_limit, progress)));
-        self.reqs.insert(id, Rec { method, range, sink, done, running: None });
+        self.reqs.insert(id, Rec { first, headers, method, range, sink, done, running: None });
         Ok(id)
     }
 
@@ -633,6 +659,7 @@ impl Driver {
                     let job = Job {
                         id: cmd.id,
                         attempt: cmd.attempt,
+                        headers: Headers::for_attempt(&rec.headers, &self.headers, &rec.first, &cmd.url),
                         url: cmd.url.clone(), // a redirect may have moved it
                         method: rec.method,
                         range: rec.range,

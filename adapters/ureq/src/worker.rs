@@ -76,6 +76,8 @@ pub(crate) struct Job {
     pub(crate) id: RequestId,
     pub(crate) attempt: u32,
     pub(crate) url: Url,
+    /// The caller's headers for this attempt's URL.
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) method: RequestMethod,
     /// The request's original range: where the sink's byte 0 is.
     pub(crate) range: Option<(u64, Option<u64>)>,
@@ -126,12 +128,16 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
         let mut s = lock(&job.sink);
         (s.prepare()?, s.rewindable())
     };
-    let mut attempt = Attempt::new(job.url.clone(), job.method, job.range, held, rewindable);
+    let mut attempt =
+        Attempt::new(job.url.clone(), job.method, job.range, held, rewindable).with_headers(job.headers.clone());
     let Some(ask) = attempt.ask() else { return Ok(None) }; // every byte is already there
     let mut req = match ask.method {
         RequestMethod::Get => agent.get(ask.url.as_str()),
         RequestMethod::Head => agent.head(ask.url.as_str()),
     };
+    for (k, v) in &ask.caller {
+        req = req.header(k.as_str(), v.as_str());
+    }
     for (k, v) in &ask.headers {
         req = req.header(*k, v.as_str());
     }
