@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir::{Config, Request, RequestPriority, RetryPolicy, Url};
-use weir_ureq::{Download, Downloader, FetchError, Sink};
+use weir_ureq::{Download, Downloader, FetchError, Headers, Sink};
 
 use crate::ui::{event_json, say, Bars};
 
@@ -24,6 +24,9 @@ pub struct GetOptions {
     pub retries: u32,
     /// `None`: the default (30 s); `Some(None)`: no idle timeout.
     pub timeout: Option<Option<Duration>>,
+    /// `-H` lines.
+    pub headers: Vec<String>,
+    pub user_agent: Option<String>,
     pub events: bool,
     pub quiet: bool,
 }
@@ -89,6 +92,19 @@ pub fn get(opts: GetOptions) -> i32 {
         eprintln!("weir: no URL given (weir get URL..., or -i FILE, or -i - for stdin)");
         return 2;
     }
+    let mut headers = Headers::new();
+    for line in &opts.headers {
+        if let Err(e) = headers.insert_line(line) {
+            eprintln!("weir: --header {}: {e}", escape(line));
+            return 2;
+        }
+    }
+    if let Some(ua) = &opts.user_agent {
+        if let Err(e) = headers.insert("User-Agent", ua) {
+            eprintln!("weir: --user-agent: {e}");
+            return 2;
+        }
+    }
     if let Err(e) = fs::create_dir_all(&opts.out) {
         eprintln!("weir: cannot create {}: {e}", opts.out.display());
         return 1;
@@ -101,7 +117,7 @@ pub fn get(opts: GetOptions) -> i32 {
         retry: RetryPolicy { max_retries: opts.retries, ..RetryPolicy::default() },
         ..Config::default()
     };
-    let dl = match Downloader::try_new(cfg, weir_ureq::Options::default()) {
+    let dl = match Downloader::try_new(cfg, weir_ureq::Options { headers, ..weir_ureq::Options::default() }) {
         Ok(dl) => Arc::new(dl),
         Err(e) => {
             eprintln!("weir: cannot start: {e}");
@@ -302,7 +318,7 @@ pub fn head(urls: &[String]) -> i32 {
                 say(format_args!("  status: {}", resp.status));
                 say(format_args!("  size:   {}", resp.header("content-length").unwrap_or("unknown")));
                 for (k, v) in &resp.headers {
-                    say(format_args!("  {k}: {v}"));
+                    say(format_args!("  {}: {}", escape(k), escape(v)));
                 }
             }
             Err(e) => {

@@ -55,6 +55,14 @@ enum Cmd {
         /// (default 30; 0 waits forever; 0.001 to 1000000).
         #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
         timeout: Option<IdleTimeout>,
+        /// Send this header with every request ("Name: value"; repeatable).
+        /// Authorization, Cookie and Proxy-Authorization are not sent to
+        /// another host after a redirect.
+        #[arg(short = 'H', long = "header", value_name = "LINE")]
+        headers: Vec<String>,
+        /// The User-Agent to send (default weir/VERSION).
+        #[arg(long, value_name = "TEXT")]
+        user_agent: Option<String>,
         /// Print the event stream as JSON lines.
         #[arg(long)]
         events: bool,
@@ -96,23 +104,36 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Demo { events } => demo::demo(events),
-        Cmd::Get { urls, input, out, max_concurrent, per_host, priority, retries, timeout, events, quiet } => {
-            get::get(get::GetOptions {
-                urls,
-                input,
-                out,
-                max_concurrent: usize::from(max_concurrent),
-                per_host: per_host.map(|n| n as usize),
-                priority: match priority {
-                    Prio::High => RequestPriority::High,
-                    Prio::Low => RequestPriority::Low,
-                },
-                retries,
-                timeout: timeout.map(|t| t.0),
-                events,
-                quiet,
-            })
-        }
+        Cmd::Get {
+            urls,
+            input,
+            out,
+            max_concurrent,
+            per_host,
+            priority,
+            retries,
+            timeout,
+            headers,
+            user_agent,
+            events,
+            quiet,
+        } => get::get(get::GetOptions {
+            urls,
+            input,
+            out,
+            max_concurrent: usize::from(max_concurrent),
+            per_host: per_host.map(|n| n as usize),
+            priority: match priority {
+                Prio::High => RequestPriority::High,
+                Prio::Low => RequestPriority::Low,
+            },
+            retries,
+            timeout: timeout.map(|t| t.0),
+            headers,
+            user_agent,
+            events,
+            quiet,
+        }),
         Cmd::Head { urls } => get::head(&urls),
     };
     std::process::exit(code);

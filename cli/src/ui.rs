@@ -28,8 +28,25 @@ struct EventLine<'a> {
 
 /// One event as a JSON object on one line.
 pub fn event_json(peer: &str, event: &DownloaderEvent) -> String {
-    serde_json::to_string(&EventLine { peer, event })
-        .unwrap_or_else(|e| format!("{{\"peer\":{peer:?},\"event\":\"unserializable\",\"error\":{:?}}}", e.to_string()))
+    let json = serde_json::to_string(&EventLine { peer, event });
+    // serde_json leaves C1 controls and bidi controls raw; a terminal would
+    // act on them. They can only sit inside strings, where \uXXXX is the same.
+    json.map(|j| {
+        j.chars()
+            .map(|c| match c {
+                '\u{80}'..='\u{9f}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{61c}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' => {
+                    format!("\\u{:04x}", c as u32)
+                }
+                c => c.to_string(),
+            })
+            .collect::<String>()
+    })
+    .unwrap_or_else(|e| format!("{{\"peer\":{peer:?},\"event\":\"unserializable\",\"error\":{:?}}}", e.to_string()))
 }
 
 /// Per-request numbers gathered from events, for the summary.
@@ -283,4 +300,27 @@ impl Bars {
 /// A display name for a peer id in events.
 pub fn peer_name(names: &[(PeerId, String)], p: PeerId) -> String {
     names.iter().find(|(id, _)| *id == p).map_or_else(|| p.to_string(), |(_, n)| n.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_escape_what_a_terminal_would_act_on_and_stay_json() {
+        let id = RequestId::new(std::num::NonZeroU64::new(1 << 24).expect("non-zero"));
+        let error = weir::NetError::Protocol("bad \u{9b}31m header \u{202e}gnp.exe".into());
+        let line = event_json(
+            "get",
+            &DownloaderEvent::RequestFailed { request_id: id, error: error.clone(), retryable: false },
+        );
+        assert!(!line.contains('\u{9b}') && !line.contains('\u{202e}'), "{line}");
+        assert!(line.contains("\\u009b") && line.contains("\\u202e"), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("still JSON");
+        assert_eq!(
+            v["error"]["detail"].as_str(),
+            Some("bad \u{9b}31m header \u{202e}gnp.exe"),
+            "same text once parsed"
+        );
+    }
 }

@@ -273,6 +273,11 @@ fn head_shows_status_size_and_headers() {
     assert!(out.status.success());
     let s = text(&out.stdout);
     assert!(s.contains("status: 200") && s.contains("size:   4321") && s.to_lowercase().contains("etag"), "{s}");
+    // Header values never reach the terminal raw: C1 controls and bidi overrides are escaped.
+    let out = weir(&["head", &server.url("/evilheader")]);
+    let s = text(&out.stdout);
+    assert!(s.contains("\\u{9b}") && s.contains("\\u{202e}"), "{s}");
+    assert!(!s.contains('\u{9b}') && !s.contains('\u{202e}'), "{s}");
     let out = weir(&["head", &server.url("/nope")]);
     assert_eq!(out.status.code(), Some(1));
     let _ = Path::new("");
@@ -295,4 +300,26 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     let out = child.wait_with_output().expect("weir ends");
     assert!(out.status.success(), "{:?}: {}", out.status, text(&out.stderr));
     assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn get_sends_headers_and_a_user_agent_and_refuses_bad_ones() {
+    let server = FaultServer::start();
+    let dir = tempdir("headers");
+    let out = get_in(&dir, &["-H", "Authorization: Bearer t0k", "--header", "Accept: */*"], &[server.url("/file/10")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let seen = server.seen().pop().unwrap().headers;
+    assert_eq!(seen.get("authorization").map(String::as_str), Some("Bearer t0k"));
+    assert_eq!(seen.get("accept").map(String::as_str), Some("*/*"));
+    assert!(seen.get("user-agent").is_some_and(|ua| ua.starts_with("weir/")), "{seen:?}");
+    let out = get_in(&dir, &["--user-agent", "tester/1"], &[server.url("/file/11")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.seen().pop().unwrap().headers.get("user-agent").map(String::as_str), Some("tester/1"));
+    for bad in ["no colon", "Bad Name: x", "Range: bytes=0-"] {
+        let out = get_in(&dir, &["-H", bad], &[server.url("/file/12")]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("--header"), "{bad}: {}", text(&out.stderr));
+    }
+    assert_eq!(server.hits("/file/12"), 0, "refused before any request");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

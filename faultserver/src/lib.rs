@@ -48,6 +48,7 @@
 //! | `/slowprefix/{len}/{after}/{ms}` | first hit: cut after `after`; later: ignores `Range`, sends 1 KiB every `ms` milliseconds |
 //! | `/resetnolen/{len}/{after}` | first hit: no `Content-Length`, `after` bytes then a TCP reset; later: like `/file` |
 //! | `/status101` | `101 Switching Protocols` and nothing else |
+//! | `/evilheader` | a header value holding a C1 control and a bidi override |
 //! | `/nocontent` | `204` with a `Content-Length: 5` it must not have |
 //! | `/redirect/{n}/{path..}` | `302` to `/redirect/{n-1}/{path..}`, at 0 to `/{path..}` |
 //! | `/to/{ip:port}/{path..}` | `302` to `http://{ip:port}/{path..}` (loopback addresses only) |
@@ -565,6 +566,14 @@ fn route(w: &mut TcpStream, head: &Head, hit: usize, cx: &Answer<'_>) -> std::io
         }
         ["status101"] => {
             write_head(w, "101 Switching Protocols", &[("Upgrade".into(), "nothing".into())], false).map(|()| false)
+        }
+        ["evilheader"] => {
+            // A value with a C1 control (U+009B, a terminal's CSI) and a bidi override.
+            let h = [
+                ("X-Evil".to_owned(), "a\u{9b}31mred\u{202e}txt".to_owned()),
+                ("Content-Length".to_owned(), "0".to_owned()),
+            ];
+            write_head(w, "200 OK", &h, true).map(|()| true)
         }
         ["nocontent"] => write_head(w, "204 No Content", &[("Content-Length".into(), "5".into())], false)
             .and_then(|()| w.write_all(b"oops!"))
