@@ -30,6 +30,20 @@ enum Cmd {
         events: bool,
     },
     /// Download URLs into a directory, resuming partial files of earlier runs.
+    ///
+    /// Each URL is saved as DIR/NAME, NAME from the URL's last path segment
+    /// (percent-decoded, made safe, at most 250 bytes, unique within the run).
+    /// While it downloads, its bytes go to NAME.part and the version they
+    /// belong to (ETag or Last-Modified, and length) to NAME.part.meta; a later
+    /// run resumes them with If-Range and starts over when the file changed on
+    /// the server (as its ETag, Last-Modified and length tell), so a saved
+    /// file is never two versions spliced. A partial
+    /// file that another weir is writing is left alone: that URL fails. A
+    /// complete download replaces an existing DIR/NAME.
+    ///
+    /// Exit codes: 0 every URL saved; 1 some failed (each listed on stderr);
+    /// 2 usage error (nothing downloaded); 130 interrupted (partial files
+    /// kept for the next run).
     Get {
         /// URLs to download.
         urls: Vec<String>,

@@ -323,3 +323,25 @@ fn get_sends_headers_and_a_user_agent_and_refuses_bad_ones() {
     assert_eq!(server.hits("/file/12"), 0, "refused before any request");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_second_run_leaves_a_partial_file_another_run_is_writing_alone() {
+    let server = FaultServer::start();
+    let dir = tempdir("locked");
+    let url = server.url("/drip/200000/10000/20"); // 20 chunks, 20 ms apart; saved as "20"
+    let mut first = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["get", "-q", "-o", dir.to_str().unwrap(), &url])
+        .spawn()
+        .expect("run weir");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(dir.join("20.part")).map_or(true, |m| m.len() == 0) {
+        assert!(std::time::Instant::now() < deadline, "the first run started writing");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = get_in(&dir, &[], std::slice::from_ref(&url));
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert!(text(&second.stderr).contains("another download"), "{}", text(&second.stderr));
+    assert!(first.wait().expect("first run ends").success());
+    assert!(std::fs::read(dir.join("20")).unwrap() == content(200_000, 200_000), "the first run's file is whole");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

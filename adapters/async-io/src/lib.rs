@@ -837,9 +837,6 @@ impl Reporter {
 async fn transfer(transport: Arc<dyn Transport>, job: Job, reports: Sender<Msg>) {
     let mut report = Reporter { tx: reports.clone(), id: job.id, attempt: job.attempt, pace: Coalescer::default() };
     let result = attempt(&*transport, &job, &mut report).await;
-    if let Target::Sync(s) = &mut *lock(&job.sink) {
-        s.pause();
-    }
     report.flush();
     let _ = reports.try_send(Msg::Finished { id: job.id, attempt: job.attempt, result });
 }

@@ -6,10 +6,14 @@
 //! the partial file is renamed to `DEST` and its metadata removed; when it
 //! fails or is cancelled both stay for the next run.
 //!
-//! Files are opened only when a transfer starts and never through a
-//! symlink: a partial path that is a symlink or not a regular file is
-//! refused (checked on the opened handle against the path, so a link
-//! swapped in between is caught too).
+//! The partial file is opened when the download's first transfer starts
+//! (not when it is queued, so a long list holds few files open) and kept
+//! open, under an exclusive advisory lock, until the download ends: a
+//! second process (another `weir get` into the same directory) finds it
+//! locked and fails that download with a clear error instead of writing
+//! into it. It is never opened through a symlink: a partial path that is
+//! a symlink or not a regular file is refused (checked on the opened handle
+//! against the path, so a link swapped in between is caught too).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -49,11 +53,12 @@ fn err(what: &str, path: &Path, e: &io::Error) -> NetError {
 fn open_regular(path: &Path) -> Result<File, NetError> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return OpenOptions::new()
+            let file = OpenOptions::new()
                 .append(true)
                 .create_new(true)
                 .open(path)
-                .map_err(|e| err("cannot create", path, &e));
+                .map_err(|e| err("cannot create", path, &e))?;
+            return lock(file, path);
         }
         Err(e) => return Err(err("cannot inspect", path, &e)),
         Ok(m) if !m.file_type().is_file() => {
@@ -67,7 +72,19 @@ fn open_regular(path: &Path) -> Result<File, NetError> {
     if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) || !opened.file_type().is_file() {
         return Err(NetError::Sink(format!("{} changed while it was opened; refusing it", path.display())));
     }
-    Ok(file)
+    lock(file, path)
+}
+
+/// Take the partial file's exclusive advisory lock, or say who holds it.
+fn lock(file: File, path: &Path) -> Result<File, NetError> {
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(NetError::Sink(format!(
+            "{} is being written by another download (another process?); leaving it alone",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(err("cannot lock", path, &e)),
+    }
 }
 
 /// Read the metadata file; anything unreadable or foreign is "unknown".
@@ -121,7 +138,7 @@ pub struct Partial {
     dest: PathBuf,
     part: PathBuf,
     meta: PathBuf,
-    /// Open while a transfer writes.
+    /// Open (and locked) from the first transfer until the download ends.
     file: Option<File>,
     /// Bytes in the partial file.
     len: u64,
@@ -137,25 +154,17 @@ impl Partial {
         Partial { dest, part, meta, file: None, len: 0, version: None }
     }
 
-    /// What the partial file holds, read from disk the first time (its
-    /// length and the version in its metadata).
+    /// What the partial file holds: the first time, it is opened (created
+    /// when missing) and locked, and its length and the version in its
+    /// metadata are read, so no other process can change it from then on.
     ///
     /// # Errors
     /// [`NetError::Sink`] when the partial path is a symlink or not a
-    /// regular file, or cannot be read.
+    /// regular file, another process holds it, or it cannot be read.
     pub fn held(&mut self) -> Result<Held, NetError> {
         if self.version.is_none() {
-            self.len = match fs::symlink_metadata(&self.part) {
-                Ok(m) if m.file_type().is_file() => m.len(),
-                Ok(_) => {
-                    return Err(NetError::Sink(format!(
-                        "{} is not a regular file (a symlink?); refusing it",
-                        self.part.display()
-                    )))
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-                Err(e) => return Err(err("cannot inspect", &self.part, &e)),
-            };
+            let part = self.part.clone();
+            self.len = self.file()?.metadata().map_err(|e| err("cannot inspect", &part, &e))?.len();
             self.version = Some(if self.len > 0 { read_meta(&self.meta) } else { Version::default() });
         }
         Ok(Held { bytes: self.len, version: self.version.clone().unwrap_or_default() })
@@ -209,9 +218,15 @@ impl Partial {
         Ok(())
     }
 
-    /// The transfer paused (failed, cancelled, preempted): close the file,
-    /// keep it and its metadata for a later run.
+    /// The download ended without completing (failed, cancelled): close
+    /// and unlock the file, keep it and its metadata for a later run (an
+    /// empty one, as a refused or failed first answer leaves, is removed).
     pub fn close(&mut self) {
+        if self.file.is_some() && self.len == 0 {
+            // Still locked by us: nobody else can be using it.
+            let _ = fs::remove_file(&self.part);
+            let _ = fs::remove_file(&self.meta);
+        }
         if let Some(f) = self.file.take() {
             let _ = f.sync_data();
         }

@@ -184,14 +184,6 @@ impl SinkState {
         self.progress.set_total(total);
     }
 
-    /// The attempt ended (the download goes on later, or settles): a
-    /// resumable sink closes its file so a waiting download holds none open.
-    pub fn pause(&mut self) {
-        if let Target::Resumable(p) = &mut self.target {
-            p.close();
-        }
-    }
-
     /// Whether the sink can start over from zero (memory and file can; a
     /// caller's writer cannot).
     #[must_use]

@@ -103,7 +103,6 @@ pub(crate) fn run(jobs: &Mutex<Receiver<Job>>, reports: &Sender<Msg>, config: &u
         let a = agent.get_or_insert_with(|| new_agent(config)).clone();
         *lock(&job.abort.agent) = Some(a.clone());
         let result = if job.abort.aborted() { Ok(None) } else { transfer(&a, &job, reports, &mut buf) };
-        lock(&job.sink).pause();
         if lock(&job.abort.agent).take().is_none() {
             // The driver shut this agent down: start the next job on a fresh one.
             agent = None;
