@@ -223,3 +223,66 @@ pub fn watch(
         }
     }
 }
+
+/// A peer holds the only slot with a transfer that stalls; a second peer's
+/// download waits for it. Then the first peer is dropped (its requests end
+/// with `PeerCancel`), which frees the slot: returns the waiting download's
+/// outcome and how long it took from the drop (given up after 5 s).
+///
+/// # Panics
+/// When the downloader cannot start or a download is refused.
+pub fn after_a_peer_is_dropped(
+    adapter: Adapter,
+    config: Config,
+    stalled: Request,
+    waiting: Request,
+) -> (Option<Result<Response, FetchError>>, Duration) {
+    let limit = Duration::from_secs(5);
+    match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let (first, second) = (dl.peer(RequestPriority::Low), dl.peer(RequestPriority::Low));
+            let events = first.subscribe();
+            first.fetch(stalled, weir_http::Sink::Memory).expect("accepted").detach();
+            let started = std::time::Instant::now() + limit;
+            while !events.try_iter().any(|(_, e)| matches!(e, weir::DownloaderEvent::FirstByte { .. })) {
+                assert!(std::time::Instant::now() < started, "the stalled transfer started");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let mut d = second.fetch(waiting, weir_http::Sink::Memory).expect("accepted");
+            let t = std::time::Instant::now();
+            drop(first);
+            let out = d.wait_timeout(limit);
+            (out, t.elapsed())
+        }
+        Adapter::Async => {
+            let dl = weir_async::Downloader::spawn(config);
+            futures_lite::future::block_on(async {
+                let (first, second) = (dl.peer(RequestPriority::Low).await, dl.peer(RequestPriority::Low).await);
+                let events = first.subscribe();
+                first.fetch(stalled, weir_http::Sink::Memory).await.expect("accepted").detach();
+                let started = std::time::Instant::now() + limit;
+                loop {
+                    let timeout = async {
+                        async_io::Timer::at(started).await;
+                        None
+                    };
+                    match futures_lite::future::or(async { events.recv().await.ok() }, timeout).await {
+                        Some((_, weir::DownloaderEvent::FirstByte { .. })) => break,
+                        Some(_) => {}
+                        None => panic!("the stalled transfer started"),
+                    }
+                }
+                let d = second.fetch(waiting, weir_http::Sink::Memory).await.expect("accepted");
+                let t = std::time::Instant::now();
+                drop(first);
+                let timeout = async {
+                    async_io::Timer::after(limit).await;
+                    None
+                };
+                let out = futures_lite::future::or(async { Some(d.await) }, timeout).await;
+                (out, t.elapsed())
+            })
+        }
+    }
+}

@@ -347,3 +347,18 @@ fn headers_are_sent_merged_with_defaults_and_credentials_never_follow_to_another
         assert_eq!(cross.get("x-client").map(String::as_str), Some("suite"), "{adapter:?}: the rest still goes");
     }
 }
+
+#[test]
+fn dropping_a_peer_lets_another_peers_waiting_download_start_at_once() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        // One slot, no idle timeout: a start lost on the way would wait forever.
+        let config = Config { max_concurrent: 1, idle_timeout: None, ..cfg() };
+        let stalled = get(&server.url(&format!("/stall/100000/1000?{adapter:?}")));
+        let waiting = get(&server.url(&format!("/file/5000?{adapter:?}")));
+        let (out, took) = weir_tests::both::after_a_peer_is_dropped(adapter, config, stalled, waiting);
+        let out = out.unwrap_or_else(|| panic!("{adapter:?}: the waiting download never started"));
+        assert_eq!(out.expect("completes").body.as_deref(), Some(&content(5000, 5000)[..]), "{adapter:?}");
+        assert!(took < std::time::Duration::from_secs(2), "{adapter:?}: started at once ({took:?})");
+    }
+}

@@ -294,6 +294,7 @@ impl Downloader {
             root_subs: Vec::new(),
             peer_subs: HashMap::new(),
             headers: options.headers,
+            retired: Vec::new(),
         };
         Ok((Downloader { tx, thread: None }, Box::pin(driver.run())))
     }
@@ -593,6 +594,8 @@ struct DriverState {
     peer_subs: HashMap<PeerId, Vec<Sender<Event>>>,
     /// Headers every download sends unless it sets its own.
     headers: Headers,
+    /// Peers removed since the last drain; their subscribers go after it.
+    retired: Vec<PeerId>,
 }
 
 enum Wake {
@@ -652,9 +655,11 @@ impl DriverState {
                 let _ = reply.try_send(self.sched.add_peer(p));
             }
             Msg::RemovePeer(p) => {
+                // Its subscribers go once the events of its end are
+                // published, in the drain that follows (which also starts
+                // what the freed slots let start).
                 self.sched.remove_peer(p, now);
-                self.publish_pending();
-                self.peer_subs.remove(&p);
+                self.retired.push(p);
             }
             Msg::SetPeerPriority(p, prio) => self.sched.set_peer_priority(p, prio, now),
             Msg::NewGroup(p, reply) => {
@@ -711,25 +716,19 @@ impl DriverState {
         self.reqs.get(&id).and_then(|r| r.running.as_ref()).is_some_and(|(a, _)| *a == attempt)
     }
 
-    /// Publish what an input produced without starting anything (used where
-    /// subscribers are about to go away).
-    fn publish_pending(&mut self) {
-        while let Some(out) = self.sched.poll_output() {
-            self.act(out, None);
-        }
-    }
-
     fn drain(&mut self, ex: &Executor<'_>) {
         while let Some(out) = self.sched.poll_output() {
-            self.act(out, Some(ex));
+            self.act(out, ex);
+        }
+        for p in self.retired.drain(..) {
+            self.peer_subs.remove(&p);
         }
     }
 
-    fn act(&mut self, out: Output, ex: Option<&Executor<'_>>) {
+    fn act(&mut self, out: Output, ex: &Executor<'_>) {
         match out {
             Output::Start(cmd) => {
-                let (Some(rec), Some(ex), Some(reports)) = (self.reqs.get_mut(&cmd.id), ex, self.reports.upgrade())
-                else {
+                let (Some(rec), Some(reports)) = (self.reqs.get_mut(&cmd.id), self.reports.upgrade()) else {
                     return;
                 };
                 let job = Job {
