@@ -24,6 +24,10 @@ pub struct GetOptions {
     pub retries: u32,
     /// `None`: the default (30 s); `Some(None)`: no idle timeout.
     pub timeout: Option<Option<Duration>>,
+    /// Hard limit of one attempt.
+    pub max_time: Option<Duration>,
+    pub https_only: bool,
+    pub no_clobber: bool,
     /// `-H` lines.
     pub headers: Vec<String>,
     pub user_agent: Option<String>,
@@ -113,6 +117,7 @@ pub fn get(opts: GetOptions) -> i32 {
         max_concurrent: opts.max_concurrent,
         max_per_host: opts.per_host,
         idle_timeout: opts.timeout.unwrap_or(Some(Duration::from_secs(30))),
+        hard_timeout: opts.max_time,
         soft_timeout: None,
         retry: RetryPolicy { max_retries: opts.retries, ..RetryPolicy::default() },
         ..Config::default()
@@ -163,8 +168,18 @@ pub fn get(opts: GetOptions) -> i32 {
                 continue;
             }
         };
+        if opts.https_only && url.scheme() != "https" {
+            failures.push((u, "not an https URL (--https-only)".to_owned()));
+            continue;
+        }
         let name = names.claim(&file_name(&url));
         let dest = opts.out.join(&name);
+        if opts.no_clobber && fs::symlink_metadata(&dest).is_ok() {
+            if !opts.quiet && !opts.events {
+                bars.println(&format!("exists, skipped {}", escape(&dest.display().to_string())));
+            }
+            continue;
+        }
         // Nothing touches the disk before a transfer starts: the partial
         // file is opened (never through a symlink) when bytes arrive, resumed
         // with If-Range when an earlier run left one, restarted when the

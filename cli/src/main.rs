@@ -69,6 +69,17 @@ enum Cmd {
         /// (default 30; 0 waits forever; 0.001 to 1000000).
         #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
         timeout: Option<IdleTimeout>,
+        /// Give up on an attempt that runs longer than this many seconds in
+        /// all, data flowing or not (0 or absent: no limit; 0.001 to 1000000).
+        #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
+        max_time: Option<IdleTimeout>,
+        /// Refuse URLs that are not https (redirects from https to http are
+        /// always refused).
+        #[arg(long)]
+        https_only: bool,
+        /// Skip a URL whose DIR/NAME already exists instead of replacing it.
+        #[arg(long)]
+        no_clobber: bool,
         /// Send this header with every request ("Name: value"; repeatable).
         /// Authorization, Cookie and Proxy-Authorization are not sent to
         /// another host after a redirect.
@@ -127,6 +138,9 @@ fn main() {
             priority,
             retries,
             timeout,
+            max_time,
+            https_only,
+            no_clobber,
             headers,
             user_agent,
             events,
@@ -143,6 +157,9 @@ fn main() {
             },
             retries,
             timeout: timeout.map(|t| t.0),
+            max_time: max_time.and_then(|t| t.0),
+            https_only,
+            no_clobber,
             headers,
             user_agent,
             events,

@@ -345,3 +345,31 @@ fn a_second_run_leaves_a_partial_file_another_run_is_writing_alone() {
     assert!(std::fs::read(dir.join("20")).unwrap() == content(200_000, 200_000), "the first run's file is whole");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn max_time_https_only_and_no_clobber_do_what_they_say() {
+    let server = FaultServer::start();
+    let dir = tempdir("flags");
+    // Bytes flow all along (no idle timeout), but the attempt runs too long.
+    let started = std::time::Instant::now();
+    let out = get_in(&dir, &["--max-time", "0.3", "--retries", "0"], &[server.url("/drip/100000/1000/20")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("timed out"), "{}", text(&out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500), "cut at 0.3 s, not after 2 s");
+
+    let out = get_in(&dir, &["--https-only"], &[server.url("/file/10")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("https"), "{}", text(&out.stderr));
+    assert_eq!(server.hits("/file/10"), 0, "refused before any request");
+
+    std::fs::write(dir.join("11"), b"mine").unwrap();
+    let out = get_in(&dir, &["--no-clobber"], &[server.url("/file/11")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("exists, skipped"), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read(dir.join("11")).unwrap(), b"mine");
+    assert_eq!(server.hits("/file/11"), 0);
+    let out = get_in(&dir, &[], &[server.url("/file/11")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(dir.join("11")).unwrap(), content(11, 11), "replaced without --no-clobber");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
