@@ -40,6 +40,8 @@ pub enum NetError {
     Sink(String),
     /// The server broke the protocol, e.g. a 206 for the wrong range.
     Protocol(String),
+    /// The bytes are not what the download expected (its size or digest).
+    Integrity(String),
 }
 
 impl NetError {
@@ -54,7 +56,8 @@ impl NetError {
             | NetError::Tls(_)
             | NetError::TooLarge
             | NetError::Sink(_)
-            | NetError::Protocol(_) => false,
+            | NetError::Protocol(_)
+            | NetError::Integrity(_) => false,
         }
     }
 
@@ -84,6 +87,7 @@ impl fmt::Display for NetError {
             NetError::TooLarge => f.write_str("body too large"),
             NetError::Sink(m) => write!(f, "writing to the sink failed: {m}"),
             NetError::Protocol(m) => write!(f, "protocol error: {m}"),
+            NetError::Integrity(m) => write!(f, "integrity check failed: {m}"),
         }
     }
 }

@@ -177,6 +177,7 @@ mod tests {
             NetError::TooLarge,
             NetError::Sink("disk full".into()),
             NetError::Protocol("bad 206".into()),
+            NetError::Integrity("sha256".into()),
         ];
         for e in errors {
             let json = serde_json::to_string(&e).expect("serialize");

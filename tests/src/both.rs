@@ -113,7 +113,7 @@ fn collect(ids: &[weir::RequestId], mut next: impl FnMut() -> Option<weir_http::
 /// When the downloader cannot start or an event stream breaks.
 #[must_use]
 pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<Got> {
-    let reqs = reqs.into_iter().map(|(r, i)| (r, i, Headers::new())).collect();
+    let reqs = reqs.into_iter().map(|(r, i)| (r, i, weir_http::Fetch::new())).collect();
     run_with(adapter, config, &Headers::new(), reqs)
 }
 
@@ -122,7 +122,12 @@ pub fn run(adapter: Adapter, config: Config, reqs: Vec<(Request, Into)>) -> Vec<
 /// # Panics
 /// As [`run`].
 #[must_use]
-pub fn run_with(adapter: Adapter, config: Config, defaults: &Headers, reqs: Vec<(Request, Into, Headers)>) -> Vec<Got> {
+pub fn run_with(
+    adapter: Adapter,
+    config: Config,
+    defaults: &Headers,
+    reqs: Vec<(Request, Into, weir_http::Fetch)>,
+) -> Vec<Got> {
     let writers: Vec<Shared> = reqs.iter().map(|_| Shared::default()).collect();
     let (outcomes, ids, events) = match adapter {
         Adapter::Ureq => {

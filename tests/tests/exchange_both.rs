@@ -3,7 +3,7 @@
 //! version of the resource, every byte once; bad answers fail clearly;
 //! complete exchanges give their connection back to the pool.
 
-use weir_http::FetchError;
+use weir_http::{FetchError, Headers};
 use weir_tests::both::{run, run_with, Adapter, Into, ADAPTERS};
 use weir_tests::server::{content, FaultServer};
 use weir_tests::*;
@@ -323,6 +323,7 @@ fn headers_are_sent_merged_with_defaults_and_credentials_never_follow_to_another
             // Another origin: no credentials there.
             (get(&home.url(&format!("/to/{}/file/13?cross{tag}", other.addr()))), Into::Memory, own.clone()),
         ];
+        let reqs = reqs.into_iter().map(|(r, i, h)| (r, i, h.into())).collect();
         let got = run_with(adapter, cfg(), &defaults, reqs);
         assert!(got.iter().all(|g| g.outcome.is_ok()), "{adapter:?}");
         let seen = |s: &FaultServer, q: &str| {
@@ -361,4 +362,71 @@ fn dropping_a_peer_lets_another_peers_waiting_download_start_at_once() {
         assert_eq!(out.expect("completes").body.as_deref(), Some(&content(5000, 5000)[..]), "{adapter:?}");
         assert!(took < std::time::Duration::from_secs(2), "{adapter:?}: started at once ({took:?})");
     }
+}
+
+#[test]
+fn expected_size_and_sha256_are_checked_before_a_download_completes() {
+    use sha2::Digest;
+    use weir_http::Fetch;
+    let sha = |b: &[u8]| -> [u8; 32] { sha2::Sha256::digest(b).into() };
+    let server = FaultServer::start();
+    let dir = std::env::temp_dir().join(format!("weir-integrity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for adapter in ADAPTERS {
+        let body = content(30_000, 30_000);
+        let good = Fetch::new().size(30_000).sha256(sha(&body));
+        let bad = Fetch::new().sha256(sha(b"something else"));
+        let dest = dir.join(format!("bad-{adapter:?}"));
+        let got = run_with(
+            adapter,
+            cfg(),
+            &Headers::new(),
+            vec![
+                (get(&server.url("/file/30000")), Into::Memory, good.clone()),
+                (get(&server.url("/file/30000")), Into::File(dest.clone()), bad),
+                (get(&server.url(&format!("/file/20000?{adapter:?}"))), Into::Memory, Fetch::new().size(30_000)),
+            ],
+        );
+        assert!(got[0].body() == &body[..], "{adapter:?}");
+        assert!(
+            matches!(&got[1].outcome, Err(FetchError::Failed(NetError::Integrity(m))) if m.contains("SHA-256")),
+            "{adapter:?}: {:?}",
+            got[1].outcome
+        );
+        assert_eq!(got[1].starts(), 1, "{adapter:?}: not retried");
+        assert!(!dest.exists(), "{adapter:?}: no file under the final name");
+        assert!(
+            matches!(&got[2].outcome, Err(FetchError::Failed(NetError::Integrity(m))) if m.contains("announces 20000")),
+            "{adapter:?}: refused at the head: {:?}",
+            got[2].outcome
+        );
+
+        // A resumed partial file: the digest covers the bytes of the earlier run.
+        let dest = dir.join(format!("resumed-{adapter:?}"));
+        let path = format!("/stall/100000/40000?{adapter:?}");
+        let once = Config {
+            idle_timeout: Some(ms(300)),
+            retry: RetryPolicy { max_retries: 0, ..RetryPolicy::default() },
+            ..cfg()
+        };
+        let whole = content(100_000, 100_000);
+        let first = run_with(
+            adapter,
+            once,
+            &Headers::new(),
+            vec![(get(&server.url(&path)), Into::Resumable(dest.clone()), Fetch::new())],
+        );
+        assert!(first[0].outcome.is_err(), "{adapter:?}: run 1 stalls");
+        let fetch = Fetch::new().sha256(sha(&whole));
+        let second = run_with(
+            adapter,
+            cfg(),
+            &Headers::new(),
+            vec![(get(&server.url(&path)), Into::Resumable(dest.clone()), fetch)],
+        );
+        assert!(second[0].outcome.is_ok(), "{adapter:?}: {:?}", second[0].outcome);
+        assert!(std::fs::read(&dest).unwrap() == whole, "{adapter:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

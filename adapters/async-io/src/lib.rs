@@ -58,7 +58,8 @@ use weir::{
 };
 use weir_http::attempt::{Attempt, End, Held, Verdict, Version, DRAIN_LIMIT};
 use weir_http::report::Coalescer;
-pub use weir_http::{HeaderError, Headers, Progress};
+use weir_http::Verifier;
+pub use weir_http::{Expect, Fetch, HeaderError, Headers, Progress};
 
 /// Options of the async adapter beyond the scheduler's [`Config`].
 #[derive(Debug, Clone, Default)]
@@ -90,10 +91,12 @@ struct AsyncState {
     status: u16,
     headers: Vec<(String, String)>,
     progress: Arc<Progress>,
+    /// The size and digest the bytes must have.
+    verify: Option<Verifier>,
 }
 
 impl Target {
-    fn new(sink: Sink, progress: Arc<Progress>) -> Self {
+    fn new(sink: Sink, progress: Arc<Progress>, expect: Expect) -> Self {
         match sink {
             Sink::AsyncWriter(w) => Target::Async(AsyncState {
                 writer: Some(w),
@@ -102,8 +105,23 @@ impl Target {
                 status: 0,
                 headers: Vec::new(),
                 progress,
+                verify: (!expect.is_empty()).then(|| Verifier::new(expect)),
             }),
-            other => Target::Sync(SinkState::with_progress(other, MEMORY_LIMIT, progress)),
+            other => Target::Sync(SinkState::with_progress(other, MEMORY_LIMIT, progress).expecting(expect)),
+        }
+    }
+
+    fn check_announced(&self, size: Option<u64>) -> Result<(), NetError> {
+        match self {
+            Target::Sync(s) => s.check_announced(size),
+            Target::Async(a) => a.verify.as_ref().map_or(Ok(()), |v| v.announced(size)),
+        }
+    }
+
+    fn verify_complete(&mut self) -> Result<(), NetError> {
+        match self {
+            Target::Sync(s) => s.verify_complete(),
+            Target::Async(a) => a.verify.as_ref().map_or(Ok(()), Verifier::finish),
         }
     }
 
@@ -188,6 +206,9 @@ impl Lent<'_> {
             if let Target::Async(a) = &mut *lock(self.target) {
                 a.written += n as u64;
                 a.progress.set_bytes(a.written);
+                if let Some(v) = &mut a.verify {
+                    v.update(&part[..n]);
+                }
             }
             part = &part[n..];
         }
@@ -399,31 +420,38 @@ impl PeerHandle {
 
     /// Schedule many downloads together (one round trip); results in input order.
     pub async fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
-        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Headers::new())).collect()).await
+        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Fetch::new())).collect()).await
     }
 
-    /// Schedule a download into `sink` that sends `headers` too (auth
-    /// tokens, cookies, `Accept`, ...). Credentials (`Authorization`,
-    /// `Cookie`, `Proxy-Authorization`) are not sent to another origin
-    /// after a redirect.
+    /// Schedule a download into `sink` with its HTTP side: headers to
+    /// send too (auth tokens, cookies, `Accept`, ...; a [`Headers`] alone
+    /// will do) and the size and SHA-256 its bytes must have. Credentials
+    /// (`Authorization`, `Cookie`, `Proxy-Authorization`) are not sent to
+    /// another origin after a redirect; a size or digest mismatch fails the
+    /// download with [`NetError::Integrity`] instead of completing it.
     ///
     /// # Errors
     /// The scheduler's [`EnqueueError`].
-    pub async fn fetch_with(&self, req: Request, sink: Sink, headers: Headers) -> Result<Download, EnqueueError> {
-        self.fetch_all_with(vec![(req, sink, headers)]).await.pop().unwrap_or(Err(EnqueueError::ShutDown))
+    pub async fn fetch_with(
+        &self,
+        req: Request,
+        sink: Sink,
+        fetch: impl Into<Fetch>,
+    ) -> Result<Download, EnqueueError> {
+        self.fetch_all_with(vec![(req, sink, fetch.into())]).await.pop().unwrap_or(Err(EnqueueError::ShutDown))
     }
 
     /// [`PeerHandle::fetch_all`] with headers per download (see [`PeerHandle::fetch_with`]).
-    pub async fn fetch_all_with(&self, items: Vec<(Request, Sink, Headers)>) -> Vec<Result<Download, EnqueueError>> {
+    pub async fn fetch_all_with(&self, items: Vec<(Request, Sink, Fetch)>) -> Vec<Result<Download, EnqueueError>> {
         let n = items.len();
         let mut outcomes = Vec::with_capacity(n);
         let items: Vec<_> = items
             .into_iter()
-            .map(|(req, sink, headers)| {
+            .map(|(req, sink, fetch)| {
                 let (done, rx) = async_channel::bounded(1);
                 let progress = Arc::new(Progress::default());
                 outcomes.push((rx, Arc::clone(&progress)));
-                Item { req, sink, headers, done, progress }
+                Item { req, sink, fetch, done, progress }
             })
             .collect();
         let (reply, reply_rx) = async_channel::bounded(1);
@@ -563,7 +591,7 @@ impl Drop for Download {
 struct Item {
     req: Request,
     sink: Sink,
-    headers: Headers,
+    fetch: Fetch,
     done: Sender<Outcome>,
     progress: Arc<Progress>,
 }
@@ -669,10 +697,11 @@ impl DriverState {
             Msg::Fetch { peer, items, reply } => {
                 let ids = items
                     .into_iter()
-                    .map(|Item { req, sink, headers, done, progress }| {
+                    .map(|Item { req, sink, fetch, done, progress }| {
                         let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
                         let id = self.sched.enqueue(peer, req, now)?;
-                        let sink = Arc::new(Mutex::new(Target::new(sink, progress)));
+                        let sink = Arc::new(Mutex::new(Target::new(sink, progress, fetch.expect)));
+                        let headers = fetch.headers;
                         self.reqs.insert(id, Rec { first, headers, method, range, sink, done, running: None });
                         Ok(id)
                     })
@@ -849,7 +878,11 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
     };
     let mut attempt =
         Attempt::new(job.url.clone(), job.method, job.range, held, rewindable).with_headers(job.headers.clone());
-    let Some(ask) = attempt.ask() else { return Ok(None) }; // every byte is already there
+    let Some(ask) = attempt.ask() else {
+        // Every byte is already there.
+        lock(&job.sink).verify_complete()?;
+        return Ok(None);
+    };
     let headers =
         ask.caller.iter().cloned().chain(ask.headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone()))).collect();
     let mut resp = transport.send(HttpRequest { method: ask.method, url: ask.url, headers }).await?;
@@ -869,6 +902,7 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
             let record = record.then(|| (resp.status, resp.headers.clone()));
             t.accept(restart, record, attempt.version().clone())?;
             t.expect(attempt.final_size());
+            t.check_announced(attempt.final_size())?;
             if attempt.final_size().is_some_and(|n| !t.fits(n)) {
                 return Err(NetError::TooLarge);
             }
@@ -919,6 +953,8 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
     if let Some(w) = lent.as_mut().and_then(|l| l.writer.as_mut()) {
         w.flush().await.map_err(|e| NetError::Sink(e.to_string()))?;
     }
+    drop(lent);
+    lock(&job.sink).verify_complete()?;
     Ok(None)
 }
 

@@ -12,7 +12,9 @@
 #![deny(missing_docs)]
 
 pub mod attempt;
+pub mod fetch;
 pub mod headers;
+pub mod integrity;
 pub mod outcome;
 pub mod parse;
 pub mod partial;
@@ -21,7 +23,9 @@ pub mod report;
 pub mod sink;
 
 pub use attempt::{Attempt, End, Held, Verdict, Version};
+pub use fetch::Fetch;
 pub use headers::{HeaderError, Headers, USER_AGENT};
+pub use integrity::{Expect, Verifier};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
 pub use progress::{Progress, Snapshot};

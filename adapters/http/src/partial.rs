@@ -54,6 +54,7 @@ fn open_regular(path: &Path) -> Result<File, NetError> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let file = OpenOptions::new()
+                .read(true)
                 .append(true)
                 .create_new(true)
                 .open(path)
@@ -67,7 +68,7 @@ fn open_regular(path: &Path) -> Result<File, NetError> {
         Ok(_) => {}
     }
     let before = fs::symlink_metadata(path).map_err(|e| err("cannot inspect", path, &e))?;
-    let file = OpenOptions::new().append(true).open(path).map_err(|e| err("cannot open", path, &e))?;
+    let file = OpenOptions::new().read(true).append(true).open(path).map_err(|e| err("cannot open", path, &e))?;
     let opened = file.metadata().map_err(|e| err("cannot inspect", path, &e))?;
     if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) || !opened.file_type().is_file() {
         return Err(NetError::Sink(format!("{} changed while it was opened; refusing it", path.display())));
@@ -168,6 +169,34 @@ impl Partial {
             self.version = Some(if self.len > 0 { read_meta(&self.meta) } else { Version::default() });
         }
         Ok(Held { bytes: self.len, version: self.version.clone().unwrap_or_default() })
+    }
+
+    /// Whether the partial file is open (its first transfer started).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Feed `f` every byte the partial file holds, from its start.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when it cannot be read.
+    pub fn read_all(&mut self, mut f: impl FnMut(&[u8])) -> Result<(), NetError> {
+        use std::os::unix::fs::FileExt;
+        let (len, part) = (self.len, self.part.clone());
+        let file = self.file()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = 0u64;
+        while at < len {
+            let n = file.read_at(&mut buf, at).map_err(|e| err("cannot read", &part, &e))?;
+            if n == 0 {
+                break;
+            }
+            let n = n.min(usize::try_from(len - at).unwrap_or(usize::MAX));
+            f(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// The bytes now belong to `version`: keep it on disk beside them.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use weir::NetError;
 
 use crate::attempt::{Held, Version};
+use crate::integrity::{Expect, Verifier};
 use crate::partial::Partial;
 use crate::progress::Progress;
 
@@ -112,6 +113,8 @@ pub struct SinkState {
     pub memory_limit: u64,
     /// What the download's handle reads.
     progress: Arc<Progress>,
+    /// The size and digest its bytes must have, checked as they come.
+    verify: Option<Verifier>,
 }
 
 impl SinkState {
@@ -132,7 +135,47 @@ impl SinkState {
             #[cfg(feature = "async")]
             Sink::AsyncWriter(_) => Target::Refused("an async writer sink needs the async adapter (weir-async)"),
         };
-        Self { target, written: 0, version: Version::default(), status: 0, headers: Vec::new(), memory_limit, progress }
+        Self {
+            target,
+            written: 0,
+            version: Version::default(),
+            status: 0,
+            headers: Vec::new(),
+            memory_limit,
+            progress,
+            verify: None,
+        }
+    }
+
+    /// Check the bytes against `expect` (nothing expected: no check).
+    #[must_use]
+    pub fn expecting(mut self, expect: Expect) -> Self {
+        self.verify = (!expect.is_empty()).then(|| Verifier::new(expect));
+        self
+    }
+
+    /// An answer announced the size the sink will have when complete:
+    /// a size that is not the expected one fails before any byte is fetched.
+    ///
+    /// # Errors
+    /// [`NetError::Integrity`].
+    pub fn check_announced(&self, size: Option<u64>) -> Result<(), NetError> {
+        self.verify.as_ref().map_or(Ok(()), |v| v.announced(size))
+    }
+
+    /// Every byte is in: check size and digest before the download is
+    /// reported complete. On a mismatch the sink starts over (a resumable
+    /// partial file is emptied, so no later run resumes wrong bytes).
+    ///
+    /// # Errors
+    /// [`NetError::Integrity`] naming what differs.
+    pub fn verify_complete(&mut self) -> Result<(), NetError> {
+        let Some(v) = &self.verify else { return Ok(()) };
+        if let Err(e) = v.finish() {
+            let _ = self.reset();
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// What the sink holds, for the next [`Attempt`](crate::Attempt). A
@@ -147,9 +190,14 @@ impl SinkState {
             return Err(NetError::Sink((*why).to_owned()));
         }
         if let Target::Resumable(p) = &mut self.target {
+            let first = !p.is_open();
             let held = p.held()?;
             (self.written, self.version) = (held.bytes, held.version);
             self.progress.set_bytes(self.written);
+            // Bytes an earlier run left count for the digest too.
+            if let (true, Some(v)) = (first && held.bytes > 0, &mut self.verify) {
+                p.read_all(|chunk| v.update(chunk))?;
+            }
         }
         Ok(Held { bytes: self.written, version: self.version.clone() })
     }
@@ -221,6 +269,9 @@ impl SinkState {
         }
         self.written += buf.len() as u64;
         self.progress.set_bytes(self.written);
+        if let Some(v) = &mut self.verify {
+            v.update(buf);
+        }
         Ok(())
     }
 
@@ -248,6 +299,9 @@ impl SinkState {
         self.written = 0;
         self.version = Version::default();
         self.progress.set_bytes(0);
+        if let Some(v) = &mut self.verify {
+            v.reset();
+        }
         Ok(())
     }
 

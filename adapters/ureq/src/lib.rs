@@ -56,7 +56,7 @@ use weir::{
 pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink, Snapshot};
 
 use weir_http::SinkState;
-pub use weir_http::{HeaderError, Headers, Progress};
+pub use weir_http::{Expect, Fetch, HeaderError, Headers, Progress};
 use worker::{lock, AbortHandle, Job};
 
 /// Most worker threads one downloader starts (`Config::max_concurrent`):
@@ -103,7 +103,7 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 pub(crate) struct Item {
     req: Request,
     sink: Sink,
-    headers: Headers,
+    fetch: Fetch,
     done: Sender<Outcome>,
     progress: Arc<Progress>,
 }
@@ -342,18 +342,20 @@ impl PeerHandle {
     /// # Errors
     /// The scheduler's [`EnqueueError`] (bad URL, full queue, shut down, …).
     pub fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
-        self.fetch_with(req, sink, Headers::new())
+        self.fetch_with(req, sink, Fetch::new())
     }
 
-    /// Schedule a download into `sink` that sends `headers` too (auth
-    /// tokens, cookies, `Accept`, ...). Credentials (`Authorization`,
-    /// `Cookie`, `Proxy-Authorization`) are not sent to another origin
-    /// after a redirect.
+    /// Schedule a download into `sink` with its HTTP side: headers to
+    /// send too (auth tokens, cookies, `Accept`, ...; a [`Headers`] alone
+    /// will do) and the size and SHA-256 its bytes must have. Credentials
+    /// (`Authorization`, `Cookie`, `Proxy-Authorization`) are not sent to
+    /// another origin after a redirect; a size or digest mismatch fails the
+    /// download with [`NetError::Integrity`] instead of completing it.
     ///
     /// # Errors
     /// As [`PeerHandle::fetch`].
-    pub fn fetch_with(&self, req: Request, sink: Sink, headers: Headers) -> Result<Download, EnqueueError> {
-        self.fetch_all_with(vec![(req, sink, headers)]).pop().unwrap_or(Err(EnqueueError::ShutDown))
+    pub fn fetch_with(&self, req: Request, sink: Sink, fetch: impl Into<Fetch>) -> Result<Download, EnqueueError> {
+        self.fetch_all_with(vec![(req, sink, fetch.into())]).pop().unwrap_or(Err(EnqueueError::ShutDown))
     }
 
     /// Schedule many downloads in one round trip to the driver: they are
@@ -361,22 +363,22 @@ impl PeerHandle {
     /// among them starts first). Results in input order.
     #[must_use]
     pub fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
-        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Headers::new())).collect())
+        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Fetch::new())).collect())
     }
 
     /// [`PeerHandle::fetch_all`] with headers per download (see [`PeerHandle::fetch_with`]).
     #[must_use]
-    pub fn fetch_all_with(&self, items: Vec<(Request, Sink, Headers)>) -> Vec<Result<Download, EnqueueError>> {
+    pub fn fetch_all_with(&self, items: Vec<(Request, Sink, Fetch)>) -> Vec<Result<Download, EnqueueError>> {
         let n = items.len();
         let (reply, reply_rx) = mpsc::channel();
         let mut outcomes = Vec::with_capacity(n);
         let items: Vec<_> = items
             .into_iter()
-            .map(|(req, sink, headers)| {
+            .map(|(req, sink, fetch)| {
                 let (done, done_rx) = mpsc::channel();
                 let progress = Arc::new(Progress::default());
                 outcomes.push((done_rx, Arc::clone(&progress)));
-                Item { req, sink, headers, done, progress }
+                Item { req, sink, fetch, done, progress }
             })
             .collect();
         let ids = match self.inner.tx.send(Msg::FetchMany { peer: self.inner.id, items, reply }) {
@@ -636,10 +638,12 @@ impl Driver {
     }
 
     fn enqueue(&mut self, peer: PeerId, item: Item, now: Instant) -> Result<RequestId, EnqueueError> {
-        let Item { req, sink, headers, done, progress } = item;
+        let Item { req, sink, fetch, done, progress } = item;
         let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
-        let sink = Arc::new(Mutex::new(SinkState::with_progress(sink, self.memory_limit, progress)));
+        let sink = SinkState::with_progress(sink, self.memory_limit, progress).expecting(fetch.expect);
+        let sink = Arc::new(Mutex::new(sink));
+        let headers = fetch.headers;
         self.reqs.insert(id, Rec { first, headers, method, range, sink, done, running: None });
         Ok(id)
     }

@@ -129,7 +129,11 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
     };
     let mut attempt =
         Attempt::new(job.url.clone(), job.method, job.range, held, rewindable).with_headers(job.headers.clone());
-    let Some(ask) = attempt.ask() else { return Ok(None) }; // every byte is already there
+    let Some(ask) = attempt.ask() else {
+        // Every byte is already there.
+        lock(&job.sink).verify_complete()?;
+        return Ok(None);
+    };
     let mut req = match ask.method {
         RequestMethod::Get => agent.get(ask.url.as_str()),
         RequestMethod::Head => agent.head(ask.url.as_str()),
@@ -164,6 +168,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             let mut s = lock(&job.sink);
             s.accept(restart, record.then_some((status, headers)), attempt.version().clone())?;
             s.expect(attempt.final_size());
+            s.check_announced(attempt.final_size())?;
             if attempt.final_size().is_some_and(|n| !s.fits(n)) {
                 return Err(NetError::TooLarge);
             }
@@ -212,7 +217,9 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
         drop(s);
         report.add(part.len() as u64);
     };
-    attempt.on_end(end).map(|()| None)
+    attempt.on_end(end)?;
+    lock(&job.sink).verify_complete()?;
+    Ok(None)
 }
 
 /// Read and drop up to `limit` more bytes of a redirect's body (plus the
