@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir::{Config, Request, RequestPriority, RetryPolicy, Url};
-use weir_ureq::{Download, Downloader, FetchError, Headers, Sink};
+use weir_ureq::{Download, Downloader, Expect, Fetch, FetchError, Headers, Sink};
 
 use crate::ui::{event_json, say, Bars};
 
@@ -27,6 +27,8 @@ pub struct GetOptions {
     /// Hard limit of one attempt.
     pub max_time: Option<Duration>,
     pub https_only: bool,
+    /// `sha256=HEX` for the single URL.
+    pub checksum: Option<String>,
     pub no_clobber: bool,
     /// `-H` lines.
     pub headers: Vec<String>,
@@ -65,6 +67,23 @@ pub fn file_name(url: &Url) -> String {
     name[..end].to_owned()
 }
 
+/// `sha256=HEX`, the one algorithm weir checks.
+fn checksum(s: &str) -> Result<[u8; 32], String> {
+    let hex = s.trim().strip_prefix("sha256=").ok_or_else(|| format!("{s:?} is not sha256=HEX"))?;
+    Expect::parse_sha256(hex)
+}
+
+/// A list line: `URL` or `URL sha256=HEX`.
+fn list_entry(line: &str) -> Result<(String, Option<[u8; 32]>), String> {
+    let mut parts = line.split_whitespace();
+    let url = parts.next().unwrap_or_default().to_owned();
+    let sum = parts.next().map(checksum).transpose()?;
+    if let Some(extra) = parts.next() {
+        return Err(format!("unexpected {extra:?} after the URL and its checksum"));
+    }
+    Ok((url, sum))
+}
+
 fn read_list(input: &str) -> std::io::Result<Vec<String>> {
     let lines: Vec<String> = if input == "-" {
         std::io::stdin().lock().lines().collect::<Result<_, _>>()?
@@ -82,10 +101,21 @@ struct Job {
 
 /// Run `weir get`; returns the exit code.
 pub fn get(opts: GetOptions) -> i32 {
-    let mut urls = opts.urls.clone();
+    // (URL, expected SHA-256): from the arguments, then the list's lines.
+    let mut urls: Vec<(String, Option<[u8; 32]>)> = opts.urls.iter().map(|u| (u.clone(), None)).collect();
     if let Some(input) = &opts.input {
         match read_list(input) {
-            Ok(more) => urls.extend(more),
+            Ok(lines) => {
+                for line in lines {
+                    match list_entry(&line) {
+                        Ok(entry) => urls.push(entry),
+                        Err(e) => {
+                            eprintln!("weir: {input}: {e}");
+                            return 2;
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("weir: cannot read {input}: {e}");
                 return 2;
@@ -95,6 +125,19 @@ pub fn get(opts: GetOptions) -> i32 {
     if urls.is_empty() {
         eprintln!("weir: no URL given (weir get URL..., or -i FILE, or -i - for stdin)");
         return 2;
+    }
+    if let Some(sum) = &opts.checksum {
+        if urls.len() != 1 {
+            eprintln!("weir: --checksum applies to a single URL (give one per line in -i: URL sha256=HEX)");
+            return 2;
+        }
+        match checksum(sum) {
+            Ok(digest) => urls[0].1 = Some(digest),
+            Err(e) => {
+                eprintln!("weir: --checksum: {e}");
+                return 2;
+            }
+        }
     }
     let mut headers = Headers::new();
     for line in &opts.headers {
@@ -160,7 +203,7 @@ pub fn get(opts: GetOptions) -> i32 {
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut jobs = Vec::new();
     let mut names = Names::default();
-    for u in urls {
+    for (u, sha256) in urls {
         let url = match Url::parse(&u) {
             Ok(url) => url,
             Err(e) => {
@@ -184,7 +227,11 @@ pub fn get(opts: GetOptions) -> i32 {
         // file is opened (never through a symlink) when bytes arrive, resumed
         // with If-Range when an earlier run left one, restarted when the
         // resource changed.
-        match peer.fetch(Request::get(url).priority(opts.priority), Sink::Resumable(dest.clone())) {
+        let mut fetch = Fetch::new();
+        if let Some(digest) = sha256 {
+            fetch = fetch.sha256(digest);
+        }
+        match peer.fetch_with(Request::get(url).priority(opts.priority), Sink::Resumable(dest.clone()), fetch) {
             Ok(download) => {
                 bars.track(download.id(), name, download.progress_handle());
                 jobs.push(Job { url: u, dest, download });

@@ -80,6 +80,10 @@ enum Cmd {
         /// Skip a URL whose DIR/NAME already exists instead of replacing it.
         #[arg(long)]
         no_clobber: bool,
+        /// Check the file against sha256=HEX (one URL; in an -i list, put
+        /// "URL sha256=HEX" on a line). A mismatch removes it and fails.
+        #[arg(long, value_name = "sha256=HEX")]
+        checksum: Option<String>,
         /// Send this header with every request ("Name: value"; repeatable).
         /// Authorization, Cookie and Proxy-Authorization are not sent to
         /// another host after a redirect.
@@ -141,6 +145,7 @@ fn main() {
             max_time,
             https_only,
             no_clobber,
+            checksum,
             headers,
             user_agent,
             events,
@@ -160,6 +165,7 @@ fn main() {
             max_time: max_time.and_then(|t| t.0),
             https_only,
             no_clobber,
+            checksum,
             headers,
             user_agent,
             events,

@@ -373,3 +373,40 @@ fn max_time_https_only_and_no_clobber_do_what_they_say() {
     assert_eq!(std::fs::read(dir.join("11")).unwrap(), content(11, 11), "replaced without --no-clobber");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn checksums_from_the_flag_and_the_list_are_checked_and_a_mismatch_leaves_nothing() {
+    use sha2::Digest;
+    let hex = |b: &[u8]| sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let server = FaultServer::start();
+    let dir = tempdir("checksum");
+    let good = format!("sha256={}", hex(&content(5000, 5000)));
+    let out = get_in(&dir, &["--checksum", &good], &[server.url("/file/5000")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bad = format!("sha256={}", hex(b"not it"));
+    let out = get_in(&dir, &["--checksum", &bad], &[server.url("/named/6000/six.bin")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("integrity check failed"), "{}", text(&out.stderr));
+    assert!(!dir.join("six.bin").exists() && !dir.join("six.bin.part").exists(), "nothing left of a wrong file");
+    // In a list: per line.
+    let list = dir.join("list.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "{} sha256={}\n{} {bad}\n{}\n",
+            server.url("/named/7000/seven.bin"),
+            hex(&content(7000, 7000)),
+            server.url("/named/8000/eight.bin"),
+            server.url("/named/9000/nine.bin"),
+        ),
+    )
+    .unwrap();
+    let out = get_in(&dir, &["-i", list.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(dir.join("seven.bin").exists() && dir.join("nine.bin").exists() && !dir.join("eight.bin").exists());
+    // Usage errors: a malformed checksum, or --checksum for many URLs.
+    assert_eq!(get_in(&dir, &["--checksum", "md5=abc"], &[server.url("/file/1")]).status.code(), Some(2));
+    let two = [server.url("/file/1"), server.url("/file/2")];
+    assert_eq!(get_in(&dir, &["--checksum", &good], &two).status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
