@@ -143,8 +143,10 @@ pub struct Partial {
     file: Option<File>,
     /// Bytes in the partial file.
     len: u64,
-    /// The version on disk, once read.
+    /// The version of the bytes, once read (or learnt).
     version: Option<Version>,
+    /// Whether `DEST.part.meta` on disk describes the bytes.
+    meta_written: bool,
 }
 
 impl Partial {
@@ -152,7 +154,7 @@ impl Partial {
     #[must_use]
     pub fn new(dest: PathBuf) -> Self {
         let (part, meta) = (part_path(&dest), meta_path(&dest));
-        Partial { dest, part, meta, file: None, len: 0, version: None }
+        Partial { dest, part, meta, file: None, len: 0, version: None, meta_written: false }
     }
 
     /// What the partial file holds: the first time, it is opened (created
@@ -166,7 +168,9 @@ impl Partial {
         if self.version.is_none() {
             let part = self.part.clone();
             self.len = self.file()?.metadata().map_err(|e| err("cannot inspect", &part, &e))?.len();
-            self.version = Some(if self.len > 0 { read_meta(&self.meta) } else { Version::default() });
+            let v = if self.len > 0 { read_meta(&self.meta) } else { Version::default() };
+            self.meta_written = v != Version::default();
+            self.version = Some(v);
         }
         Ok(Held { bytes: self.len, version: self.version.clone().unwrap_or_default() })
     }
@@ -203,9 +207,19 @@ impl Partial {
     ///
     /// # Errors
     /// [`NetError::Sink`] when the metadata cannot be written.
+    ///
+    /// Written to `DEST.part.meta` only when the download stops without
+    /// completing ([`Partial::close`]): a download that completes writes no
+    /// metadata at all. A process killed outright leaves a partial file
+    /// without (new) metadata, which the next run cannot vouch for and so
+    /// fetches again from zero: never a splice.
     pub fn set_version(&mut self, version: &Version) -> Result<(), NetError> {
         if self.version.as_ref() != Some(version) {
-            write_meta(&self.meta, version)?;
+            // What is on disk no longer describes the bytes: drop it now.
+            if self.meta_written {
+                let _ = fs::remove_file(&self.meta);
+                self.meta_written = false;
+            }
             self.version = Some(version.clone());
         }
         Ok(())
@@ -244,6 +258,7 @@ impl Partial {
         self.len = 0;
         self.version = Some(Version::default());
         let _ = fs::remove_file(&self.meta);
+        self.meta_written = false;
         Ok(())
     }
 
@@ -257,7 +272,13 @@ impl Partial {
             let _ = fs::remove_file(&self.meta);
         }
         if let Some(f) = self.file.take() {
+            // Bytes first, then the record of their version, then unlock.
             let _ = f.sync_data();
+            if self.len > 0 && !self.meta_written {
+                if let Some(v) = &self.version {
+                    let _ = write_meta(&self.meta, v);
+                }
+            }
         }
     }
 
