@@ -321,3 +321,14 @@ fn the_default_transport_reuses_keep_alive_connections() {
         assert_eq!(seen, ["1", "2", "3", "4"], "one connection served all four");
     });
 }
+
+#[test]
+fn a_downloader_that_cannot_start_says_why() {
+    use std::sync::Arc;
+    use weir_async::{HyperTransport, Options, SpawnError};
+    let zero = Config { max_concurrent: 0, ..Config::default() };
+    let got = Downloader::try_spawn(zero, Arc::new(HyperTransport::new()), Options::default());
+    assert_eq!(got.err(), Some(SpawnError::Config(ConfigError::ZeroConcurrency)));
+    let ok = Downloader::try_spawn(Config::default(), Arc::new(HyperTransport::new()), Options::default());
+    assert!(ok.is_ok());
+}

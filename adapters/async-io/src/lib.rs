@@ -61,6 +61,27 @@ use weir_http::report::Coalescer;
 use weir_http::Verifier;
 pub use weir_http::{Expect, Fetch, HeaderError, Headers, Progress};
 
+/// Why [`Downloader::try_spawn`] could not start a downloader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The scheduler's config cannot work.
+    Config(ConfigError),
+    /// The system refused the driver's thread.
+    Thread(String),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Config(e) => write!(f, "{e}"),
+            SpawnError::Thread(e) => write!(f, "cannot start the driver thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
 /// Options of the async adapter beyond the scheduler's [`Config`].
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -324,16 +345,30 @@ impl Downloader {
     /// (`async_io::block_on`), joined when the last clone is dropped.
     ///
     /// # Panics
-    /// When the config cannot work, or the thread cannot be spawned.
+    /// When the config cannot work, or the thread cannot be spawned; see
+    /// [`Downloader::try_spawn`] for the error instead.
     #[must_use]
     pub fn spawn(config: Config) -> Downloader {
-        let (mut dl, driver) = Self::new(config);
+        Self::try_spawn(config, Arc::new(HyperTransport::new()), Options::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Downloader::spawn`] over `transport` with `options`.
+    ///
+    /// # Errors
+    /// [`SpawnError::Config`] when the config cannot work,
+    /// [`SpawnError::Thread`] when the system refuses the driver's thread.
+    pub fn try_spawn(
+        config: Config,
+        transport: Arc<dyn Transport>,
+        options: Options,
+    ) -> Result<Downloader, SpawnError> {
+        let (mut dl, driver) = Self::with_options(config, transport, options).map_err(SpawnError::Config)?;
         let t = std::thread::Builder::new()
             .name("weir-async-driver".into())
             .spawn(move || async_io::block_on(driver))
-            .expect("spawn the driver thread");
+            .map_err(|e| SpawnError::Thread(e.to_string()))?;
         dl.thread = Some(Arc::new(Mutex::new(Some(t))));
-        dl
+        Ok(dl)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {

@@ -8,6 +8,19 @@
 //! guarantees a completed download is exactly one version of the resource,
 //! every byte once, across retries, resumes, preemptions and a server that
 //! ignores `Range`, ignores `If-Range` or lies about lengths.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`attempt`] | one HTTP exchange: what to ask, the verdict on a head, the part of each chunk to write, complete or truncated |
+//! | [`sink`] | where bytes go (memory, a private temporary file, a resumable partial file, a writer) and their one byte count |
+//! | [`partial`] | the resumable partial file: `DEST.part`, its version in `DEST.part.meta`, its lock |
+//! | [`headers`] | the caller's request headers, `User-Agent`, credentials kept to their origin |
+//! | [`integrity`] | expected size and SHA-256, checked as bytes arrive |
+//! | [`fetch`] | the HTTP side of one download (headers, expectations) |
+//! | [`progress`] | bytes and total a handle reads at any moment |
+//! | [`outcome`] | what a download ends with |
+//! | [`parse`] | `Retry-After`, `Content-Range` |
+//! | [`report`] | how often a transfer reports bytes to the scheduler |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
