@@ -13,29 +13,87 @@ use weir_ureq::{Download, Downloader, Expect, Fetch, FetchError, Headers, Sink};
 
 use crate::ui::{event_json, say, Bars};
 
-/// Options of `weir get`.
+/// Options of `weir get`, as its flags (`weir get --help`).
+#[derive(clap::Args)]
 pub struct GetOptions {
+    /// URLs to download.
     pub urls: Vec<String>,
+    /// Read more URLs from FILE, one per line (`-` for stdin).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: Option<String>,
+    /// Directory to save into (file names come from the URL path, sanitised).
+    #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
-    pub max_concurrent: usize,
-    pub per_host: Option<usize>,
-    pub priority: RequestPriority,
+    /// Transfers at once (1 to 1024).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024), allow_negative_numbers = true)]
+    pub max_concurrent: u16,
+    /// Transfers at once per host (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub per_host: Option<u32>,
+    /// Priority of these downloads.
+    #[arg(long, value_enum, default_value_t = Prio::Low)]
+    pub priority: Prio,
+    /// Retries per download after the first attempt.
+    #[arg(long, default_value_t = 3)]
     pub retries: u32,
-    /// `None`: the default (30 s); `Some(None)`: no idle timeout.
-    pub timeout: Option<Option<Duration>>,
-    /// Hard limit of one attempt.
-    pub max_time: Option<Duration>,
+    /// Give up on an attempt after this many seconds without data
+    /// (default 30; 0 waits forever; 0.001 to 1000000).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    pub timeout: Option<IdleTimeout>,
+    /// Give up on an attempt that runs longer than this many seconds in
+    /// all, data flowing or not (0 or absent: no limit; 0.001 to 1000000).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    pub max_time: Option<IdleTimeout>,
+    /// Refuse URLs that are not https (redirects from https to http are
+    /// always refused).
+    #[arg(long)]
     pub https_only: bool,
-    /// `sha256=HEX` for the single URL.
-    pub checksum: Option<String>,
+    /// Skip a URL whose DIR/NAME already exists instead of replacing it.
+    #[arg(long)]
     pub no_clobber: bool,
-    /// `-H` lines.
+    /// Check the file against sha256=HEX (one URL; in an -i list, put
+    /// "URL sha256=HEX" on a line). A mismatch removes it and fails.
+    #[arg(long, value_name = "sha256=HEX")]
+    pub checksum: Option<String>,
+    /// Send this header with every request ("Name: value"; repeatable).
+    /// Authorization, Cookie and Proxy-Authorization are not sent to
+    /// another host after a redirect.
+    #[arg(short = 'H', long = "header", value_name = "LINE")]
     pub headers: Vec<String>,
+    /// The User-Agent to send (default weir/VERSION).
+    #[arg(long, value_name = "TEXT")]
     pub user_agent: Option<String>,
+    /// Print the event stream as JSON lines.
+    #[arg(long)]
     pub events: bool,
+    /// Print nothing but failures.
+    #[arg(short, long)]
     pub quiet: bool,
 }
+
+/// `--priority`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Prio {
+    High,
+    Low,
+}
+
+/// `--timeout SECS`: a finite number of seconds, at least 1 ms, at most
+/// 10^6 s; 0 turns the idle timeout off.
+fn parse_timeout(s: &str) -> Result<IdleTimeout, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs == 0.0 {
+        return Ok(IdleTimeout(None));
+    }
+    if !secs.is_finite() || !(0.001..=1e6).contains(&secs) {
+        return Err(format!("{s} is out of range (0, or 0.001 to 1000000 seconds)"));
+    }
+    Ok(IdleTimeout(Some(Duration::from_secs_f64(secs))))
+}
+
+/// A parsed `--timeout`: `None` turns the idle timeout off.
+#[derive(Clone, Copy, Debug)]
+pub struct IdleTimeout(Option<Duration>);
 
 /// Longest file name, in bytes, leaving room for the `.part` suffix within
 /// the 255 bytes most file systems allow.
@@ -157,10 +215,10 @@ pub fn get(opts: GetOptions) -> i32 {
         return 1;
     }
     let cfg = Config {
-        max_concurrent: opts.max_concurrent,
-        max_per_host: opts.per_host,
-        idle_timeout: opts.timeout.unwrap_or(Some(Duration::from_secs(30))),
-        hard_timeout: opts.max_time,
+        max_concurrent: usize::from(opts.max_concurrent),
+        max_per_host: opts.per_host.map(|n| n as usize),
+        idle_timeout: opts.timeout.map_or(Some(Duration::from_secs(30)), |t| t.0),
+        hard_timeout: opts.max_time.and_then(|t| t.0),
         soft_timeout: None,
         retry: RetryPolicy { max_retries: opts.retries, ..RetryPolicy::default() },
         ..Config::default()
@@ -181,7 +239,11 @@ pub fn get(opts: GetOptions) -> i32 {
         });
     }
     let bars = Bars::new(!opts.quiet && !opts.events && std::io::stderr().is_terminal());
-    let peer = dl.peer(opts.priority);
+    let priority = match opts.priority {
+        Prio::High => RequestPriority::High,
+        Prio::Low => RequestPriority::Low,
+    };
+    let peer = dl.peer(priority);
     let events = dl.subscribe();
     // Ended requests, in the order they end, for the main loop below.
     let (ended_tx, ended) = std::sync::mpsc::channel();
@@ -231,7 +293,7 @@ pub fn get(opts: GetOptions) -> i32 {
         if let Some(digest) = sha256 {
             fetch = fetch.sha256(digest);
         }
-        match peer.fetch_with(Request::get(url).priority(opts.priority), Sink::Resumable(dest.clone()), fetch) {
+        match peer.fetch_with(Request::get(url).priority(priority), Sink::Resumable(dest.clone()), fetch) {
             Ok(download) => {
                 bars.track(download.id(), name, download.progress_handle());
                 jobs.push(Job { url: u, dest, download });
