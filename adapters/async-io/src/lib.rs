@@ -132,24 +132,10 @@ impl Target {
         }
     }
 
-    fn check_announced(&self, size: Option<u64>) -> Result<(), NetError> {
-        match self {
-            Target::Sync(s) => s.check_announced(size),
-            Target::Async(a) => a.verify.as_ref().map_or(Ok(()), |v| v.announced(size)),
-        }
-    }
-
     fn verify_complete(&mut self) -> Result<(), NetError> {
         match self {
             Target::Sync(s) => s.verify_complete(),
             Target::Async(a) => a.verify.as_ref().map_or(Ok(()), Verifier::finish),
-        }
-    }
-
-    fn expect(&self, total: Option<u64>) {
-        match self {
-            Target::Sync(s) => s.expect(total),
-            Target::Async(a) => a.progress.set_total(total),
         }
     }
 
@@ -172,10 +158,10 @@ impl Target {
         &mut self,
         restart: bool,
         record: Option<(u16, Vec<(String, String)>)>,
-        version: Version,
+        attempt: &Attempt,
     ) -> Result<(), NetError> {
         match self {
-            Target::Sync(s) => s.accept(restart, record, version)?,
+            Target::Sync(s) => s.accept(restart, record, attempt)?,
             Target::Async(a) => {
                 if restart {
                     return Err(NetError::Protocol(
@@ -185,7 +171,11 @@ impl Target {
                 if let Some((status, headers)) = record {
                     (a.status, a.headers) = (status, headers);
                 }
-                a.version = version;
+                a.version = attempt.version().clone();
+                a.progress.set_total(attempt.final_size());
+                if let Some(v) = &a.verify {
+                    v.announced(attempt.final_size())?;
+                }
             }
         }
         Ok(())
@@ -197,13 +187,6 @@ impl Target {
             Target::Async(_) => Err(NetError::Protocol(
                 "the resource changed between attempts and the async writer cannot be rewound".into(),
             )),
-        }
-    }
-
-    fn fits(&self, size: u64) -> bool {
-        match self {
-            Target::Sync(s) => s.fits(size),
-            Target::Async(_) => true,
         }
     }
 }
@@ -933,14 +916,8 @@ async fn attempt(transport: &dyn Transport, job: &Job, report: &mut Reporter) ->
             return Err(error);
         }
         Verdict::Accept { restart, record } => {
-            let mut t = lock(&job.sink);
             let record = record.then(|| (resp.status, resp.headers.clone()));
-            t.accept(restart, record, attempt.version().clone())?;
-            t.expect(attempt.final_size());
-            t.check_announced(attempt.final_size())?;
-            if attempt.final_size().is_some_and(|n| !t.fits(n)) {
-                return Err(NetError::TooLarge);
-            }
+            lock(&job.sink).accept(restart, record, &attempt)?;
         }
     }
     let mut lent = match &mut *lock(&job.sink) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use weir::NetError;
 
-use crate::attempt::{Held, Version};
+use crate::attempt::{Attempt, Held, Version};
 use crate::integrity::{Expect, Verifier};
 use crate::partial::Partial;
 use crate::progress::Progress;
@@ -178,7 +178,7 @@ impl SinkState {
         Ok(())
     }
 
-    /// What the sink holds, for the next [`Attempt`](crate::Attempt). A
+    /// What the sink holds, for the next [`Attempt`]. A
     /// resumable sink reads its partial file's length and metadata from
     /// disk the first time.
     ///
@@ -202,17 +202,20 @@ impl SinkState {
         Ok(Held { bytes: self.written, version: self.version.clone() })
     }
 
-    /// Apply an answer the attempt accepted: start over if `restart`, record
-    /// `record` (status, headers) as the download's response, and keep the
-    /// version the bytes now belong to.
+    /// Apply an answer `attempt` accepted: start over if `restart`, record
+    /// `record` (status, headers) as the download's response, keep the
+    /// version the bytes now belong to, and check and publish the size the
+    /// sink will have when complete.
     ///
     /// # Errors
-    /// As [`SinkState::reset`], or when a resumable sink cannot keep its metadata.
+    /// As [`SinkState::reset`]; when a resumable sink cannot keep its
+    /// metadata; [`NetError::Integrity`] for a size other than the expected
+    /// one; [`NetError::TooLarge`] past a memory sink's limit.
     pub fn accept(
         &mut self,
         restart: bool,
         record: Option<(u16, Vec<(String, String)>)>,
-        version: Version,
+        attempt: &Attempt,
     ) -> Result<(), NetError> {
         if restart {
             self.reset()?;
@@ -220,16 +223,18 @@ impl SinkState {
         if let Some((status, headers)) = record {
             (self.status, self.headers) = (status, headers);
         }
+        let version = attempt.version().clone();
         if let Target::Resumable(p) = &mut self.target {
             p.set_version(&version)?;
         }
         self.version = version;
+        let size = attempt.final_size();
+        self.progress.set_total(size);
+        self.check_announced(size)?;
+        if size.is_some_and(|n| !self.fits(n)) {
+            return Err(NetError::TooLarge);
+        }
         Ok(())
-    }
-
-    /// The size the sink will have when complete, as the accepted answer tells.
-    pub fn expect(&self, total: Option<u64>) {
-        self.progress.set_total(total);
     }
 
     /// Whether the sink can start over from zero (memory and file can; a

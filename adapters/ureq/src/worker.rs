@@ -165,13 +165,7 @@ fn transfer(agent: &Agent, job: &Job, reports: &Sender<Msg>, buf: &mut [u8]) -> 
             return Err(error);
         }
         Verdict::Accept { restart, record } => {
-            let mut s = lock(&job.sink);
-            s.accept(restart, record.then_some((status, headers)), attempt.version().clone())?;
-            s.expect(attempt.final_size());
-            s.check_announced(attempt.final_size())?;
-            if attempt.final_size().is_some_and(|n| !s.fits(n)) {
-                return Err(NetError::TooLarge);
-            }
+            lock(&job.sink).accept(restart, record.then_some((status, headers)), &attempt)?;
         }
     }
     let mut reader = resp.into_body().into_reader();
