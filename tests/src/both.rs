@@ -145,7 +145,7 @@ pub fn run_with(
             (outcomes, ids, events)
         }
         Adapter::Async => {
-            let options = weir_async::Options { headers: defaults.clone() };
+            let options = weir_async::Options { headers: defaults.clone(), ..Default::default() };
             let transport = std::sync::Arc::new(weir_async::HyperTransport::new());
             let (dl, driver) = weir_async::Downloader::with_options(config, transport, options).expect("a downloader");
             let driver_thread = std::thread::spawn(move || async_io::block_on(driver));

@@ -11,6 +11,8 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`hub`] | the driver: the scheduler, live downloads, subscribers; builds transfers, settles downloads |
+//! | [`transfer`] | one attempt as it runs on a worker: the sink it holds, its stop signal, its reports |
 //! | [`attempt`] | one HTTP exchange: what to ask, the verdict on a head, the part of each chunk to write, complete or truncated |
 //! | [`sink`] | where bytes go (memory, a private temporary file, a resumable partial file, a writer) and their one byte count |
 //! | [`partial`] | the resumable partial file: `DEST.part`, its version in `DEST.part.meta`, its lock |
@@ -27,6 +29,7 @@
 pub mod attempt;
 pub mod fetch;
 pub mod headers;
+pub mod hub;
 pub mod integrity;
 pub mod outcome;
 pub mod parse;
@@ -34,12 +37,18 @@ pub mod partial;
 pub mod progress;
 pub mod report;
 pub mod sink;
+pub mod transfer;
+
+/// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
 pub use attempt::{Attempt, End, Held, Verdict, Version};
 pub use fetch::Fetch;
 pub use headers::{HeaderError, Headers, USER_AGENT};
+pub use hub::{Command, Hub, HubOptions, Input, Item, Reply, Subscriber};
 pub use integrity::{Expect, Verifier};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
 pub use progress::{Progress, Snapshot};
 pub use sink::{Delivered, Sink, SinkState};
+pub use transfer::{Finished, Report, Stop, Transfer};

@@ -62,6 +62,10 @@ enum Target {
     },
     Writer(Box<dyn Write + Send>),
     Resumable(Partial),
+    /// Written by the async adapter through [`SinkState::async_writer`] and
+    /// [`SinkState::wrote`].
+    #[cfg(feature = "async")]
+    AsyncWriter(Box<dyn futures_io::AsyncWrite + Send + Unpin>),
     /// A sink this state cannot write; every write fails with this reason.
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
     Refused(&'static str),
@@ -117,6 +121,15 @@ pub struct SinkState {
     verify: Option<Verifier>,
 }
 
+impl std::fmt::Debug for SinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkState")
+            .field("written", &self.written)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SinkState {
     /// A fresh state for a download's sink.
     #[must_use]
@@ -133,7 +146,7 @@ impl SinkState {
             Sink::Writer(w) => Target::Writer(w),
             Sink::Resumable(dest) => Target::Resumable(Partial::new(dest)),
             #[cfg(feature = "async")]
-            Sink::AsyncWriter(_) => Target::Refused("an async writer sink needs the async adapter (weir-async)"),
+            Sink::AsyncWriter(w) => Target::AsyncWriter(w),
         };
         Self {
             target,
@@ -144,6 +157,45 @@ impl SinkState {
             memory_limit,
             progress,
             verify: None,
+        }
+    }
+
+    /// Refuse an async writer (the blocking adapter cannot drive one): every
+    /// attempt then fails with a clear [`NetError::Sink`].
+    #[must_use]
+    pub fn refusing_async_writer(self) -> Self {
+        #[cfg(feature = "async")]
+        if matches!(self.target, Target::AsyncWriter(_)) {
+            return Self {
+                target: Target::Refused("an async writer sink needs the async adapter (weir-async)"),
+                ..self
+            };
+        }
+        self
+    }
+
+    /// The caller's async writer, for a [`Sink::AsyncWriter`]: the async
+    /// adapter writes each part to it and then counts what the writer
+    /// accepted ([`Transfer::wrote`](crate::Transfer::wrote)). `None` for every other sink (use
+    /// [`SinkState::write`]).
+    #[cfg(feature = "async")]
+    pub fn async_writer(&mut self) -> Option<&mut (dyn futures_io::AsyncWrite + Send + Unpin)> {
+        match &mut self.target {
+            Target::AsyncWriter(w) => Some(&mut **w),
+            _ => None,
+        }
+    }
+
+    /// Count bytes the async writer accepted (see [`SinkState::async_writer`]).
+    pub(crate) fn wrote(&mut self, buf: &[u8]) {
+        self.count(buf);
+    }
+
+    fn count(&mut self, buf: &[u8]) {
+        self.written += buf.len() as u64;
+        self.progress.set_bytes(self.written);
+        if let Some(v) = &mut self.verify {
+            v.update(buf);
         }
     }
 
@@ -241,7 +293,12 @@ impl SinkState {
     /// caller's writer cannot).
     #[must_use]
     pub fn rewindable(&self) -> bool {
-        !matches!(self.target, Target::Writer(_) | Target::Refused(_))
+        match self.target {
+            Target::Writer(_) | Target::Refused(_) => false,
+            #[cfg(feature = "async")]
+            Target::AsyncWriter(_) => false,
+            _ => true,
+        }
     }
 
     /// Whether more bytes up to `total` would fit.
@@ -270,13 +327,13 @@ impl SinkState {
             }
             Target::Writer(w) => w.write_all(buf).map_err(|e| NetError::Sink(e.to_string()))?,
             Target::Resumable(p) => p.write(buf)?,
+            #[cfg(feature = "async")]
+            Target::AsyncWriter(_) => {
+                return Err(NetError::Sink("an async writer is written through async_writer()".into()))
+            }
             Target::Refused(why) => return Err(NetError::Sink((*why).to_owned())),
         }
-        self.written += buf.len() as u64;
-        self.progress.set_bytes(self.written);
-        if let Some(v) = &mut self.verify {
-            v.update(buf);
-        }
+        self.count(buf);
         Ok(())
     }
 
@@ -298,6 +355,12 @@ impl SinkState {
             Target::Writer(_) => {
                 return Err(NetError::Protocol(
                     "the resource changed between attempts and the writer cannot be rewound".into(),
+                ))
+            }
+            #[cfg(feature = "async")]
+            Target::AsyncWriter(_) => {
+                return Err(NetError::Protocol(
+                    "the resource changed between attempts and the async writer cannot be rewound".into(),
                 ))
             }
         }
@@ -332,6 +395,9 @@ impl SinkState {
                 w.flush().map_err(|e| NetError::Sink(e.to_string()))?;
                 Ok(Delivered::Writer)
             }
+            // The async adapter flushed it before reporting the download complete.
+            #[cfg(feature = "async")]
+            Target::AsyncWriter(_) => Ok(Delivered::Writer),
             Target::Resumable(p) => p.finish().map(Delivered::File),
             Target::Refused(why) => Err(NetError::Sink(why.to_owned())),
         }

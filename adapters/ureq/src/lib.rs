@@ -26,9 +26,13 @@
 //!   a writer sink fails: a completed download is one version, every byte
 //!   once. Redirects are followed by the attempt (at most 10, never from
 //!   https to http), not by `ureq`.
-//! * **Abort** is prompt: the driver raises the transfer's flag and shuts
-//!   down the worker's `ureq` agent, which interrupts a read blocked on the
-//!   socket. The worker starts its next job on a fresh agent.
+//! * **One driver.** The driver thread is a shell around
+//!   [`weir_http::Hub`], which makes every decision: it hands each transfer
+//!   the download's sink, which comes back with the transfer's last report.
+//! * **Abort** is prompt: the hub raises the transfer's [`weir_http::Stop`],
+//!   whose hook shuts down the worker's `ureq` agent, which interrupts a
+//!   read blocked on the socket. The worker starts its next job on a fresh
+//!   agent.
 //! * **Byte accounting.** The sink's count of delivered bytes is what the
 //!   next `Range` asks from. Bytes a worker wrote in the instant between the
 //!   scheduler's abort and the worker noticing it are in the sink (and so
@@ -39,25 +43,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod driver;
+mod handle;
 mod resets;
 mod worker;
 
-use std::collections::HashMap;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub use handle::{Download, PeerHandle};
 pub use weir;
-use weir::{
-    Config, ConfigError, DownloaderEvent, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId,
-    RequestPriority, Scheduler, Url,
+use weir::{Config, ConfigError, RequestPriority, Scheduler};
+pub use weir_http::{
+    content_range, retry_after, ContentRange, Event, Expect, Fetch, FetchError, HeaderError, Headers, Outcome,
+    Progress, Response, Sink, Snapshot, DEFAULT_MEMORY_LIMIT,
 };
-pub use weir_http::{content_range, retry_after, ContentRange, Event, FetchError, Outcome, Response, Sink, Snapshot};
-
-use weir_http::SinkState;
-pub use weir_http::{Expect, Fetch, HeaderError, Headers, Progress};
-use worker::{lock, AbortHandle, Job};
+use weir_http::{Command, Hub, HubOptions, Input, Transfer};
 
 /// Most worker threads one downloader starts (`Config::max_concurrent`):
 /// one thread per concurrent transfer is this adapter's model; for more
@@ -96,61 +99,15 @@ impl From<ConfigError> for StartError {
     }
 }
 
-/// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
-pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
-
-/// One download on its way to the driver.
-pub(crate) struct Item {
-    req: Request,
-    sink: Sink,
-    fetch: Fetch,
-    done: Sender<Outcome>,
-    progress: Arc<Progress>,
-}
-
-/// Messages into the driver: commands from handles, reports from workers.
-pub(crate) enum Msg {
-    AddPeer(RequestPriority, Sender<PeerId>),
-    RemovePeer(PeerId),
-    SetPeerPriority(PeerId, RequestPriority),
-    NewGroup(PeerId, Sender<GroupId>),
-    CancelGroup(GroupId),
-    FetchMany {
-        peer: PeerId,
-        items: Vec<Item>,
-        reply: Sender<Vec<Result<RequestId, EnqueueError>>>,
-    },
-    Cancel(RequestId),
-    SetPriority(RequestId, RequestPriority),
-    Subscribe(Option<PeerId>, Sender<Event>),
-    Bytes {
-        id: RequestId,
-        attempt: u32,
-        n: u64,
-    },
-    /// Bytes arrived that the sink skips: alive, nothing delivered.
-    Progress {
-        id: RequestId,
-        attempt: u32,
-    },
-    /// The attempt ended: complete (`Ok(None)`), redirected (`Ok(Some(url))`) or failed.
-    Finished {
-        id: RequestId,
-        attempt: u32,
-        result: Result<Option<Url>, NetError>,
-    },
-    Shutdown,
-}
-
 /// Options of the blocking adapter beyond the scheduler's [`Config`].
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The `ureq` configuration every worker's agent is built from. The
-    /// default keeps `ureq`'s defaults (10 redirects at most, proxy from the
-    /// environment) but reports HTTP error statuses as responses, so the
-    /// adapter can read `Retry-After`.
+    /// default keeps `ureq`'s defaults (proxy from the environment) but
+    /// leaves redirects and error statuses to weir, which reads
+    /// `Retry-After` and routes redirects through the scheduler.
     pub agent: ureq::config::Config,
-    /// Largest body a [`Sink::Memory`] accepts ([`NetError::TooLarge`] beyond).
+    /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
     /// Headers every download sends unless it sets its own (see
     /// [`PeerHandle::fetch_with`]); a `User-Agent` of [`weir_http::USER_AGENT`]
@@ -173,7 +130,7 @@ impl Default for Options {
 
 /// The blocking downloader: a driver thread and its workers.
 pub struct Downloader {
-    tx: Sender<Msg>,
+    tx: Sender<Input>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -181,6 +138,13 @@ impl std::fmt::Debug for Downloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Downloader").finish_non_exhaustive()
     }
+}
+
+/// A reply that goes back over a channel (a handle waiting for it).
+fn reply<T: Send + 'static>(tx: Sender<T>) -> weir_http::Reply<T> {
+    Box::new(move |v| {
+        let _ = tx.send(v);
+    })
 }
 
 impl Downloader {
@@ -218,9 +182,11 @@ impl Downloader {
         if workers > MAX_WORKERS {
             return Err(StartError::TooManyWorkers(workers));
         }
-        let sched = Scheduler::try_new(config)?;
+        let hub_options =
+            HubOptions { headers: options.headers, memory_limit: options.memory_limit, async_writers: false };
+        let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
         let (tx, rx) = mpsc::channel();
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (job_tx, job_rx) = mpsc::channel::<Transfer>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let mut threads = Vec::with_capacity(workers + 1);
         for i in 0..workers {
@@ -240,17 +206,7 @@ impl Downloader {
                 }
             }
         }
-        let driver = Driver {
-            sched,
-            rx,
-            jobs: Some(job_tx),
-            reqs: HashMap::new(),
-            root_subs: Vec::new(),
-            peer_subs: HashMap::new(),
-            memory_limit: options.memory_limit,
-            headers: options.headers,
-        };
-        match std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver.run()) {
+        match std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver::run(hub, &rx, job_tx)) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 // The driver (and with it the job channel) is gone: the workers end.
@@ -263,12 +219,6 @@ impl Downloader {
         Ok(Self { tx, threads: Mutex::new(threads) })
     }
 
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
-        let (tx, rx) = mpsc::channel();
-        self.tx.send(make(tx)).ok()?;
-        rx.recv().ok()
-    }
-
     /// A new peer with this priority. Dropping its last handle cancels its
     /// requests with [`CancelReason::PeerCancel`](weir::CancelReason::PeerCancel).
     ///
@@ -276,24 +226,24 @@ impl Downloader {
     /// When the driver thread is gone (it never exits before the downloader).
     #[must_use]
     pub fn peer(&self, priority: RequestPriority) -> PeerHandle {
-        let id = self.ask(|tx| Msg::AddPeer(priority, tx)).expect("the driver is running");
-        PeerHandle { inner: Arc::new(PeerInner { id, tx: self.tx.clone() }) }
+        let (tx, rx) = mpsc::channel();
+        let _ = self.tx.send(Input::Command(Command::AddPeer(priority, reply(tx))));
+        let id = rx.recv().expect("the driver is running");
+        PeerHandle::new(id, self.tx.clone())
     }
 
     /// Every event of every peer.
     #[must_use]
-    pub fn subscribe(&self) -> Receiver<Event> {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.tx.send(Msg::Subscribe(None, tx));
-        rx
+    pub fn subscribe(&self) -> mpsc::Receiver<Event> {
+        handle::subscribe(&self.tx, None)
     }
 
     /// Cancel everything ([`CancelReason::DownloaderShutdown`](weir::CancelReason::DownloaderShutdown)), stop and join
-    /// every thread. Later fetches fail with [`EnqueueError::ShutDown`] or
+    /// every thread. Later fetches fail with [`weir::EnqueueError::ShutDown`] or
     /// [`FetchError::Gone`].
     pub fn shutdown(&self) {
-        let _ = self.tx.send(Msg::Shutdown);
-        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        let _ = self.tx.send(Input::Command(Command::Shutdown));
+        let threads: Vec<_> = self.threads.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
         for t in threads {
             let _ = t.join();
         }
@@ -303,416 +253,5 @@ impl Downloader {
 impl Drop for Downloader {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-struct PeerInner {
-    id: PeerId,
-    tx: Sender<Msg>,
-}
-
-impl Drop for PeerInner {
-    fn drop(&mut self) {
-        let _ = self.tx.send(Msg::RemovePeer(self.id));
-    }
-}
-
-/// A peer: a scope with its own priority, groups and event stream. Clones
-/// share the peer; dropping the last one removes it.
-#[derive(Clone)]
-pub struct PeerHandle {
-    inner: Arc<PeerInner>,
-}
-
-impl std::fmt::Debug for PeerHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("PeerHandle").field(&self.inner.id).finish()
-    }
-}
-
-impl PeerHandle {
-    /// The peer's id, as events name it.
-    #[must_use]
-    pub fn id(&self) -> PeerId {
-        self.inner.id
-    }
-
-    /// Schedule a download into `sink`.
-    ///
-    /// # Errors
-    /// The scheduler's [`EnqueueError`] (bad URL, full queue, shut down, …).
-    pub fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
-        self.fetch_with(req, sink, Fetch::new())
-    }
-
-    /// Schedule a download into `sink` with its HTTP side: headers to
-    /// send too (auth tokens, cookies, `Accept`, ...; a [`Headers`] alone
-    /// will do) and the size and SHA-256 its bytes must have. Credentials
-    /// (`Authorization`, `Cookie`, `Proxy-Authorization`) are not sent to
-    /// another origin after a redirect; a size or digest mismatch fails the
-    /// download with [`NetError::Integrity`] instead of completing it.
-    ///
-    /// # Errors
-    /// As [`PeerHandle::fetch`].
-    pub fn fetch_with(&self, req: Request, sink: Sink, fetch: impl Into<Fetch>) -> Result<Download, EnqueueError> {
-        self.fetch_all_with(vec![(req, sink, fetch.into())]).pop().unwrap_or(Err(EnqueueError::ShutDown))
-    }
-
-    /// Schedule many downloads in one round trip to the driver: they are
-    /// enqueued together, so they are also scheduled together (a High one
-    /// among them starts first). Results in input order.
-    #[must_use]
-    pub fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
-        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Fetch::new())).collect())
-    }
-
-    /// [`PeerHandle::fetch_all`] with headers per download (see [`PeerHandle::fetch_with`]).
-    #[must_use]
-    pub fn fetch_all_with(&self, items: Vec<(Request, Sink, Fetch)>) -> Vec<Result<Download, EnqueueError>> {
-        let n = items.len();
-        let (reply, reply_rx) = mpsc::channel();
-        let mut outcomes = Vec::with_capacity(n);
-        let items: Vec<_> = items
-            .into_iter()
-            .map(|(req, sink, fetch)| {
-                let (done, done_rx) = mpsc::channel();
-                let progress = Arc::new(Progress::default());
-                outcomes.push((done_rx, Arc::clone(&progress)));
-                Item { req, sink, fetch, done, progress }
-            })
-            .collect();
-        let ids = match self.inner.tx.send(Msg::FetchMany { peer: self.inner.id, items, reply }) {
-            Ok(()) => reply_rx.recv().unwrap_or_else(|_| vec![Err(EnqueueError::ShutDown); n]),
-            Err(_) => vec![Err(EnqueueError::ShutDown); n],
-        };
-        ids.into_iter()
-            .zip(outcomes)
-            .map(|(id, (rx, progress))| {
-                id.map(|id| Download { id, rx, tx: self.inner.tx.clone(), progress, finished: false })
-            })
-            .collect()
-    }
-
-    /// Download into memory and wait for the outcome.
-    ///
-    /// # Errors
-    /// Why the download did not complete.
-    pub fn execute(&self, req: Request) -> Outcome {
-        self.fetch(req, Sink::Memory).map_err(FetchError::Refused)?.wait()
-    }
-
-    /// Download all into memory, concurrently as the scheduler allows; the
-    /// outcomes come back in input order.
-    #[must_use]
-    pub fn batch(&self, reqs: Vec<Request>) -> Vec<Outcome> {
-        let downloads = self.fetch_all(reqs.into_iter().map(|r| (r, Sink::Memory)).collect());
-        downloads.into_iter().map(|d| d.map_err(FetchError::Refused).and_then(Download::wait)).collect()
-    }
-
-    /// Open a cancellation group (an epoch) for this peer.
-    ///
-    /// # Panics
-    /// When the driver thread is gone.
-    #[must_use]
-    pub fn new_group(&self) -> GroupId {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.inner.tx.send(Msg::NewGroup(self.inner.id, tx));
-        rx.recv().expect("the driver is running")
-    }
-
-    /// Cancel a group: its requests end with [`CancelReason::EpochCancel`](weir::CancelReason::EpochCancel).
-    pub fn cancel_group(&self, group: GroupId) {
-        let _ = self.inner.tx.send(Msg::CancelGroup(group));
-    }
-
-    /// Change the peer's priority.
-    pub fn set_priority(&self, p: RequestPriority) {
-        let _ = self.inner.tx.send(Msg::SetPeerPriority(self.inner.id, p));
-    }
-
-    /// This peer's events.
-    #[must_use]
-    pub fn subscribe(&self) -> Receiver<Event> {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.inner.tx.send(Msg::Subscribe(Some(self.inner.id), tx));
-        rx
-    }
-}
-
-/// A scheduled download. Dropping it before it finished cancels it
-/// ([`CancelReason::Explicit`](weir::CancelReason::Explicit)); [`Download::detach`] lets it run instead.
-#[derive(Debug)]
-pub struct Download {
-    id: RequestId,
-    rx: Receiver<Outcome>,
-    tx: Sender<Msg>,
-    progress: Arc<Progress>,
-    finished: bool,
-}
-
-impl Download {
-    /// Bytes in the sink now and the size it will have, when known: a
-    /// cheap read at any moment (no message to the driver).
-    #[must_use]
-    pub fn progress(&self) -> Snapshot {
-        self.progress.get()
-    }
-
-    /// The live counter behind [`Download::progress`], to read from another
-    /// thread (a UI's ticker) for as long as it likes.
-    #[must_use]
-    pub fn progress_handle(&self) -> Arc<Progress> {
-        Arc::clone(&self.progress)
-    }
-
-    /// The request's id, as events name it.
-    #[must_use]
-    pub fn id(&self) -> RequestId {
-        self.id
-    }
-
-    /// Block until the download ends.
-    ///
-    /// # Errors
-    /// Why it did not complete.
-    pub fn wait(mut self) -> Outcome {
-        self.finished = true;
-        self.rx.recv().unwrap_or(Err(FetchError::Gone))
-    }
-
-    /// Block at most `d`; `None` when the download is still running.
-    pub fn wait_timeout(&mut self, d: Duration) -> Option<Outcome> {
-        if self.finished {
-            return Some(Err(FetchError::Gone));
-        }
-        match self.rx.recv_timeout(d) {
-            Ok(o) => {
-                self.finished = true;
-                Some(o)
-            }
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                self.finished = true;
-                Some(Err(FetchError::Gone))
-            }
-        }
-    }
-
-    /// Cancel it ([`CancelReason::Explicit`](weir::CancelReason::Explicit)).
-    pub fn cancel(&self) {
-        let _ = self.tx.send(Msg::Cancel(self.id));
-    }
-
-    /// Change its priority.
-    pub fn set_priority(&self, p: RequestPriority) {
-        let _ = self.tx.send(Msg::SetPriority(self.id, p));
-    }
-
-    /// Let it run to its end without anyone waiting for it.
-    pub fn detach(mut self) {
-        self.finished = true;
-    }
-}
-
-impl Drop for Download {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.cancel();
-        }
-    }
-}
-
-/// What the driver keeps per live request.
-struct Rec {
-    /// The URL asked for (the origin credentials may go to).
-    first: Url,
-    headers: Headers,
-    method: weir::RequestMethod,
-    range: Option<(u64, Option<u64>)>,
-    sink: Arc<Mutex<SinkState>>,
-    done: Sender<Outcome>,
-    /// The running attempt and its abort handle.
-    running: Option<(u32, Arc<AbortHandle>)>,
-}
-
-/// The driver: owns the scheduler and runs the loop of DESIGN.md.
-struct Driver {
-    sched: Scheduler,
-    rx: Receiver<Msg>,
-    jobs: Option<Sender<Job>>,
-    reqs: HashMap<RequestId, Rec>,
-    root_subs: Vec<Sender<Event>>,
-    peer_subs: HashMap<PeerId, Vec<Sender<Event>>>,
-    memory_limit: u64,
-    headers: Headers,
-}
-
-impl Driver {
-    fn run(mut self) {
-        loop {
-            let msg = match self.sched.poll_timeout() {
-                Some(at) => {
-                    let now = Instant::now();
-                    if at <= now {
-                        Err(RecvTimeoutError::Timeout)
-                    } else {
-                        self.rx.recv_timeout(at - now)
-                    }
-                }
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match msg {
-                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(m) => self.handle(m),
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            // Take whatever else is waiting, so inputs that arrived together are scheduled together.
-            loop {
-                match self.rx.try_recv() {
-                    Ok(Msg::Shutdown) => return self.stop(),
-                    Ok(m) => self.handle(m),
-                    Err(_) => break,
-                }
-            }
-            self.sched.handle_timeout(Instant::now());
-            self.drain();
-        }
-        self.stop();
-    }
-
-    fn stop(mut self) {
-        self.sched.shutdown(Instant::now());
-        self.drain();
-        // Closing the job channel ends the workers once their transfer stops.
-        self.jobs = None;
-    }
-
-    fn handle(&mut self, m: Msg) {
-        let now = Instant::now();
-        match m {
-            Msg::AddPeer(p, reply) => {
-                let _ = reply.send(self.sched.add_peer(p));
-            }
-            Msg::RemovePeer(p) => {
-                self.sched.remove_peer(p, now);
-                self.drain();
-                self.peer_subs.remove(&p);
-            }
-            Msg::SetPeerPriority(p, prio) => self.sched.set_peer_priority(p, prio, now),
-            Msg::NewGroup(p, reply) => {
-                let _ = reply.send(self.sched.new_group(p));
-            }
-            Msg::CancelGroup(g) => self.sched.cancel_group(g, now),
-            Msg::FetchMany { peer, items, reply } => {
-                let ids = items.into_iter().map(|item| self.enqueue(peer, item, now)).collect();
-                let _ = reply.send(ids);
-            }
-            Msg::Cancel(id) => self.sched.cancel(id, now),
-            Msg::SetPriority(id, p) => self.sched.set_priority(id, p, now),
-            Msg::Subscribe(None, tx) => self.root_subs.push(tx),
-            Msg::Subscribe(Some(p), tx) => self.peer_subs.entry(p).or_default().push(tx),
-            Msg::Bytes { id, attempt, n } => {
-                if self.current(id, attempt) {
-                    self.sched.on_bytes(id, n, now);
-                }
-            }
-            Msg::Progress { id, attempt } => {
-                if self.current(id, attempt) {
-                    self.sched.on_progress(id, now);
-                }
-            }
-            Msg::Finished { id, attempt, result } => {
-                if self.current(id, attempt) {
-                    if let Some(rec) = self.reqs.get_mut(&id) {
-                        rec.running = None;
-                    }
-                    match result {
-                        Ok(None) => self.sched.on_complete(id, now),
-                        Ok(Some(url)) => self.sched.on_redirect(id, url, now),
-                        Err(e) => self.sched.on_failed(id, e, now),
-                    }
-                }
-            }
-            Msg::Shutdown => unreachable!("handled by the loop"),
-        }
-    }
-
-    fn enqueue(&mut self, peer: PeerId, item: Item, now: Instant) -> Result<RequestId, EnqueueError> {
-        let Item { req, sink, fetch, done, progress } = item;
-        let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
-        let id = self.sched.enqueue(peer, req, now)?;
-        let sink = SinkState::with_progress(sink, self.memory_limit, progress).expecting(fetch.expect);
-        let sink = Arc::new(Mutex::new(sink));
-        let headers = fetch.headers;
-        self.reqs.insert(id, Rec { first, headers, method, range, sink, done, running: None });
-        Ok(id)
-    }
-
-    /// Whether a report comes from the attempt that is running now.
-    fn current(&self, id: RequestId, attempt: u32) -> bool {
-        self.reqs.get(&id).and_then(|r| r.running.as_ref()).is_some_and(|(a, _)| *a == attempt)
-    }
-
-    fn drain(&mut self) {
-        while let Some(out) = self.sched.poll_output() {
-            match out {
-                Output::Start(cmd) => {
-                    let Some(rec) = self.reqs.get_mut(&cmd.id) else { continue };
-                    let abort = Arc::new(AbortHandle::default());
-                    rec.running = Some((cmd.attempt, Arc::clone(&abort)));
-                    let job = Job {
-                        id: cmd.id,
-                        attempt: cmd.attempt,
-                        headers: Headers::for_attempt(&rec.headers, &self.headers, &rec.first, &cmd.url),
-                        url: cmd.url.clone(), // a redirect may have moved it
-                        method: rec.method,
-                        range: rec.range,
-                        sink: Arc::clone(&rec.sink),
-                        abort,
-                    };
-                    if let Some(jobs) = &self.jobs {
-                        let _ = jobs.send(job);
-                    }
-                }
-                Output::Abort(id) => {
-                    if let Some((_, abort)) = self.reqs.get_mut(&id).and_then(|r| r.running.take()) {
-                        abort.abort();
-                    }
-                }
-                Output::Event(peer, ev) => {
-                    if ev.is_terminal() {
-                        self.finish(&ev);
-                    }
-                    self.publish(peer, ev);
-                }
-            }
-        }
-    }
-
-    fn publish(&mut self, peer: PeerId, ev: DownloaderEvent) {
-        let item = (peer, ev);
-        self.root_subs.retain(|s| s.send(item.clone()).is_ok());
-        if let Some(subs) = self.peer_subs.get_mut(&peer) {
-            subs.retain(|s| s.send(item.clone()).is_ok());
-        }
-    }
-
-    /// A request ended: settle its sink and tell whoever waits.
-    fn finish(&mut self, ev: &DownloaderEvent) {
-        let Some(rec) = self.reqs.remove(&ev.request_id()) else { return };
-        if let Some((_, abort)) = &rec.running {
-            abort.abort();
-        }
-        // The worker may still hold the sink for an instant after an abort;
-        // it never writes once aborted, so taking it over is safe.
-        let state = match Arc::try_unwrap(rec.sink) {
-            Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
-            Err(shared) => {
-                let mut s = lock(&shared);
-                std::mem::replace(&mut *s, SinkState::new(Sink::Memory, 0))
-            }
-        };
-        let Some(outcome) = state.settle(ev) else { return };
-        let _ = rec.done.send(outcome);
     }
 }

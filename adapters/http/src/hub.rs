@@ -1,0 +1,406 @@
+//! The driver both adapters wrap: a sans-IO state machine that owns the
+//! [`Scheduler`], the table of live downloads and the event subscribers.
+//!
+//! An adapter is a shell around it: it feeds [`Input`]s (commands from its
+//! handles, [`Report`]s from its transfers) and the time, and runs every
+//! [`Transfer`] that [`Hub::poll`] hands out on a thread or task. The hub
+//! does the rest: it builds each transfer from the scheduler's `Start`,
+//! lends it the download's sink (which comes back in the final report),
+//! raises a transfer's [`Stop`] when the scheduler aborts it, publishes
+//! events and settles each download exactly once.
+//!
+//! ```text
+//! loop {
+//!     wait for an input or until hub.poll_timeout()
+//!     hub.input(input, now); hub.handle_timeout(now)
+//!     while let Some(t) = hub.poll() { spawn t }
+//!     if hub.is_finished() { break }      // shut down and every sink is back
+//! }
+//! ```
+//!
+//! **Sinks move.** While a transfer runs it owns the sink; the hub holds
+//! none of it. A start the scheduler decides while an aborted transfer
+//! still holds the sink waits for the sink to come back (abort is prompt,
+//! so that is a read's time), and a download that ends while its sink is
+//! out settles when the sink returns: a file is then never written after
+//! its download settled.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use weir::{
+    DownloaderEvent, EnqueueError, FetchCmd, GroupId, Output, PeerId, Request, RequestId, RequestMethod,
+    RequestPriority, Scheduler, Url,
+};
+
+use crate::fetch::Fetch;
+use crate::headers::Headers;
+use crate::outcome::{Event, Outcome};
+use crate::progress::Progress;
+use crate::sink::{Sink, SinkState};
+use crate::transfer::{Finished, Report, Stop, Transfer};
+
+/// Where an answer goes: usually a send on the handle's reply channel.
+pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
+
+/// A subscriber: takes each event, says `false` once it is gone (its
+/// receiver dropped) so the hub forgets it.
+pub type Subscriber = Box<dyn FnMut(&Event) -> bool + Send>;
+
+/// One download as a handle hands it over.
+pub struct Item {
+    /// What to fetch, at what priority, in which group.
+    pub req: Request,
+    /// Where the bytes go.
+    pub sink: Sink,
+    /// Headers to send and what the bytes must turn out to be.
+    pub fetch: Fetch,
+    /// Kept current for the download's handle.
+    pub progress: Arc<Progress>,
+    /// Receives the outcome, once.
+    pub done: Reply<Outcome>,
+}
+
+/// What a handle asks of the downloader.
+pub enum Command {
+    /// A new peer with this priority.
+    AddPeer(RequestPriority, Reply<PeerId>),
+    /// Remove a peer: its requests end with `PeerCancel`.
+    RemovePeer(PeerId),
+    /// Change a peer's priority.
+    SetPeerPriority(PeerId, RequestPriority),
+    /// A new cancellation group of a peer.
+    NewGroup(PeerId, Reply<GroupId>),
+    /// Cancel a group.
+    CancelGroup(GroupId),
+    /// Enqueue downloads together (so they are scheduled together); the
+    /// ids or refusals come back in order.
+    Fetch {
+        /// Whose.
+        peer: PeerId,
+        /// What.
+        items: Vec<Item>,
+        /// The answer.
+        reply: Reply<Vec<Result<RequestId, EnqueueError>>>,
+    },
+    /// Cancel one download.
+    Cancel(RequestId),
+    /// Change one download's priority.
+    SetPriority(RequestId, RequestPriority),
+    /// Receive every event (`None`) or one peer's.
+    Subscribe(Option<PeerId>, Subscriber),
+    /// Cancel everything; the hub finishes once every sink is back.
+    Shutdown,
+}
+
+/// Everything an adapter feeds the hub (one channel can carry both).
+pub enum Input {
+    /// From a handle.
+    Command(Command),
+    /// From a transfer.
+    Report(Report),
+}
+
+/// How the hub builds transfers.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Headers every download sends unless it sets its own.
+    pub headers: Headers,
+    /// Largest body a memory sink accepts.
+    pub memory_limit: u64,
+    /// Whether the adapter writes [`Sink::AsyncWriter`] sinks (the blocking
+    /// one cannot: such a download fails with a clear error).
+    pub async_writers: bool,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        Self { headers: Headers::new(), memory_limit: crate::DEFAULT_MEMORY_LIMIT, async_writers: false }
+    }
+}
+
+/// One live download.
+struct Download {
+    /// The URL asked for: the origin credentials may go to.
+    first: Url,
+    method: RequestMethod,
+    range: Option<(u64, Option<u64>)>,
+    headers: Headers,
+    /// `None` while a transfer holds it.
+    sink: Option<SinkState>,
+    /// The attempt the scheduler runs now, and its abort signal.
+    running: Option<(u32, Stop)>,
+    /// A start decided while the sink was out: it begins when the sink is back.
+    waiting: Option<FetchCmd>,
+    /// The terminal event, kept while the sink is out: it settles when the sink is back.
+    ended: Option<DownloaderEvent>,
+    done: Option<Reply<Outcome>>,
+}
+
+impl Download {
+    fn is_current(&self, attempt: u32) -> bool {
+        self.running.as_ref().is_some_and(|(a, _)| *a == attempt)
+    }
+
+    fn settle(&mut self, sink: SinkState, ev: &DownloaderEvent) {
+        if let (Some(outcome), Some(done)) = (sink.settle(ev), self.done.take()) {
+            done(outcome);
+        }
+    }
+}
+
+/// The sans-IO driver. See the [module docs](self).
+pub struct Hub {
+    sched: Scheduler,
+    downloads: HashMap<RequestId, Download>,
+    root_subs: Vec<Subscriber>,
+    peer_subs: HashMap<PeerId, Vec<Subscriber>>,
+    /// Peers removed since the last drain: their subscribers go once the
+    /// events of their end are published.
+    retired: Vec<PeerId>,
+    options: HubOptions,
+    /// Transfers built and not yet handed out.
+    ready: VecDeque<Transfer>,
+    /// Transfers handed out whose sink has not come back.
+    out: usize,
+    shut: bool,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("downloads", &self.downloads.len())
+            .field("out", &self.out)
+            .field("shut", &self.shut)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub driving `sched`.
+    #[must_use]
+    pub fn new(sched: Scheduler, options: HubOptions) -> Self {
+        Self {
+            sched,
+            downloads: HashMap::new(),
+            root_subs: Vec::new(),
+            peer_subs: HashMap::new(),
+            retired: Vec::new(),
+            options,
+            ready: VecDeque::new(),
+            out: 0,
+            shut: false,
+        }
+    }
+
+    /// The scheduler, to read (counts, the bandwidth estimate).
+    #[must_use]
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// Downloads not yet settled.
+    #[must_use]
+    pub fn live(&self) -> usize {
+        self.downloads.len()
+    }
+
+    /// Transfers handed out whose sink has not come back.
+    #[must_use]
+    pub fn transfers_out(&self) -> usize {
+        self.out
+    }
+
+    /// Shut down, and every transfer has handed its sink back: the adapter
+    /// may stop its loop (every download has settled).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.shut && self.out == 0 && self.ready.is_empty()
+    }
+
+    /// The earliest deadline of the scheduler.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sched.poll_timeout()
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.sched.handle_timeout(now);
+    }
+
+    /// Feed one input.
+    pub fn input(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Command(c) => self.command(c, now),
+            Input::Report(r) => self.report(r, now),
+        }
+    }
+
+    /// A command from a handle.
+    pub fn command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::AddPeer(p, reply) => reply(self.sched.add_peer(p)),
+            Command::RemovePeer(p) => {
+                self.sched.remove_peer(p, now);
+                self.retired.push(p);
+            }
+            Command::SetPeerPriority(p, prio) => self.sched.set_peer_priority(p, prio, now),
+            Command::NewGroup(p, reply) => reply(self.sched.new_group(p)),
+            Command::CancelGroup(g) => self.sched.cancel_group(g, now),
+            Command::Fetch { peer, items, reply } => {
+                let ids = items.into_iter().map(|item| self.enqueue(peer, item, now)).collect();
+                reply(ids);
+            }
+            Command::Cancel(id) => self.sched.cancel(id, now),
+            Command::SetPriority(id, p) => self.sched.set_priority(id, p, now),
+            Command::Subscribe(None, s) => self.root_subs.push(s),
+            Command::Subscribe(Some(p), s) => self.peer_subs.entry(p).or_default().push(s),
+            Command::Shutdown => {
+                self.sched.shutdown(now);
+                self.shut = true;
+            }
+        }
+    }
+
+    fn enqueue(&mut self, peer: PeerId, item: Item, now: Instant) -> Result<RequestId, EnqueueError> {
+        let Item { req, sink, fetch, progress, done } = item;
+        let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
+        let id = self.sched.enqueue(peer, req, now)?;
+        let mut sink = SinkState::with_progress(sink, self.options.memory_limit, progress).expecting(fetch.expect);
+        if !self.options.async_writers {
+            sink = sink.refusing_async_writer();
+        }
+        let download = Download {
+            first,
+            method,
+            range,
+            headers: fetch.headers,
+            sink: Some(sink),
+            running: None,
+            waiting: None,
+            ended: None,
+            done: Some(done),
+        };
+        self.downloads.insert(id, download);
+        Ok(id)
+    }
+
+    /// A report from a transfer. Reports of an attempt the scheduler
+    /// aborted are dropped, except that its sink is taken back.
+    pub fn report(&mut self, report: Report, now: Instant) {
+        match report {
+            Report::Bytes { id, attempt, n } => {
+                if self.downloads.get(&id).is_some_and(|d| d.is_current(attempt)) {
+                    self.sched.on_bytes(id, n, now);
+                }
+            }
+            Report::Alive { id, attempt } => {
+                if self.downloads.get(&id).is_some_and(|d| d.is_current(attempt)) {
+                    self.sched.on_progress(id, now);
+                }
+            }
+            Report::Done(finished) => self.finished(*finished, now),
+        }
+    }
+
+    fn finished(&mut self, f: Finished, now: Instant) {
+        let Finished { id, attempt, sink, unreported, result } = f;
+        let Some(d) = self.downloads.get_mut(&id) else { return };
+        if d.sink.is_some() {
+            // Not the transfer that holds the sink: a report no transfer of ours sent.
+            return;
+        }
+        self.out -= 1;
+        if d.is_current(attempt) {
+            d.running = None;
+            d.sink = Some(sink);
+            self.sched.on_bytes(id, unreported, now);
+            match result {
+                Ok(None) => self.sched.on_complete(id, now),
+                Ok(Some(url)) => self.sched.on_redirect(id, url, now),
+                Err(e) => self.sched.on_failed(id, e, now),
+            }
+        } else if let Some(ev) = d.ended.take() {
+            d.settle(sink, &ev);
+            self.downloads.remove(&id);
+        } else {
+            d.sink = Some(sink);
+            if let Some(cmd) = d.waiting.take().filter(|c| d.is_current(c.attempt)) {
+                self.start(cmd);
+            }
+        }
+    }
+
+    /// The next transfer to run, after acting on everything the scheduler
+    /// decided (aborts raised, events published, downloads settled).
+    #[must_use]
+    pub fn poll(&mut self) -> Option<Transfer> {
+        loop {
+            if let Some(t) = self.ready.pop_front() {
+                return Some(t);
+            }
+            let Some(out) = self.sched.poll_output() else {
+                for p in self.retired.drain(..) {
+                    self.peer_subs.remove(&p);
+                }
+                return None;
+            };
+            match out {
+                Output::Start(cmd) => self.start(cmd),
+                Output::Abort(id) => {
+                    if let Some((_, stop)) = self.downloads.get_mut(&id).and_then(|d| d.running.take()) {
+                        stop.stop();
+                    }
+                }
+                Output::Event(peer, ev) => {
+                    if ev.is_terminal() {
+                        self.end(&ev);
+                    }
+                    self.publish(peer, ev);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, cmd: FetchCmd) {
+        let Some(d) = self.downloads.get_mut(&cmd.id) else { return };
+        let stop = Stop::default();
+        d.running = Some((cmd.attempt, stop.clone()));
+        let Some(sink) = d.sink.take() else {
+            // An aborted transfer still holds the sink: begin when it is back.
+            d.waiting = Some(cmd);
+            return;
+        };
+        let headers = Headers::for_attempt(&d.headers, &self.options.headers, &d.first, &cmd.url);
+        let FetchCmd { id, attempt, url, .. } = cmd;
+        self.ready.push_back(Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop));
+        self.out += 1;
+    }
+
+    /// A download ended: settle it now, or when its sink comes back.
+    fn end(&mut self, ev: &DownloaderEvent) {
+        let id = ev.request_id();
+        let Some(d) = self.downloads.get_mut(&id) else { return };
+        if let Some((_, stop)) = d.running.take() {
+            stop.stop();
+        }
+        d.waiting = None;
+        match d.sink.take() {
+            Some(sink) => {
+                d.settle(sink, ev);
+                self.downloads.remove(&id);
+            }
+            None => d.ended = Some(ev.clone()),
+        }
+    }
+
+    fn publish(&mut self, peer: PeerId, ev: DownloaderEvent) {
+        let item = (peer, ev);
+        self.root_subs.retain_mut(|s| s(&item));
+        if let Some(subs) = self.peer_subs.get_mut(&peer) {
+            subs.retain_mut(|s| s(&item));
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The handles: a peer's and a download's. Each is a sender of commands to
+//! the driver; replies come back on channels of their own.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir::{EnqueueError, GroupId, PeerId, Request, RequestId, RequestPriority};
+use weir_http::{Command, Event, Fetch, FetchError, Input, Item, Outcome, Progress, Sink, Snapshot};
+
+use crate::reply;
+
+/// A channel of events of one peer (`Some`) or all (`None`).
+pub(crate) fn subscribe(tx: &Sender<Input>, peer: Option<PeerId>) -> Receiver<Event> {
+    let (events, rx) = mpsc::channel();
+    let sub: weir_http::Subscriber = Box::new(move |e| events.send(e.clone()).is_ok());
+    let _ = tx.send(Input::Command(Command::Subscribe(peer, sub)));
+    rx
+}
+
+struct PeerInner {
+    id: PeerId,
+    tx: Sender<Input>,
+}
+
+impl Drop for PeerInner {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Input::Command(Command::RemovePeer(self.id)));
+    }
+}
+
+/// A peer: a scope with its own priority, groups and event stream. Clones
+/// share the peer; dropping the last one removes it.
+#[derive(Clone)]
+pub struct PeerHandle {
+    inner: Arc<PeerInner>,
+}
+
+impl std::fmt::Debug for PeerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerHandle").field(&self.inner.id).finish()
+    }
+}
+
+impl PeerHandle {
+    pub(crate) fn new(id: PeerId, tx: Sender<Input>) -> Self {
+        Self { inner: Arc::new(PeerInner { id, tx }) }
+    }
+
+    /// The peer's id, as events name it.
+    #[must_use]
+    pub fn id(&self) -> PeerId {
+        self.inner.id
+    }
+
+    /// Schedule a download into `sink`.
+    ///
+    /// # Errors
+    /// The scheduler's [`EnqueueError`] (bad URL, full queue, shut down, …).
+    pub fn fetch(&self, req: Request, sink: Sink) -> Result<Download, EnqueueError> {
+        self.fetch_with(req, sink, Fetch::new())
+    }
+
+    /// Schedule a download into `sink` with its HTTP side: headers to
+    /// send too (auth tokens, cookies, `Accept`, ...; a [`weir_http::Headers`] alone
+    /// will do) and the size and SHA-256 its bytes must have. Credentials
+    /// (`Authorization`, `Cookie`, `Proxy-Authorization`) are not sent to
+    /// another origin after a redirect; a size or digest mismatch fails the
+    /// download with [`weir::NetError::Integrity`] instead of completing it.
+    ///
+    /// # Errors
+    /// As [`PeerHandle::fetch`].
+    pub fn fetch_with(&self, req: Request, sink: Sink, fetch: impl Into<Fetch>) -> Result<Download, EnqueueError> {
+        self.fetch_all_with(vec![(req, sink, fetch.into())]).pop().unwrap_or(Err(EnqueueError::ShutDown))
+    }
+
+    /// Schedule many downloads in one round trip to the driver: they are
+    /// enqueued together, so they are also scheduled together (a High one
+    /// among them starts first). Results in input order.
+    #[must_use]
+    pub fn fetch_all(&self, items: Vec<(Request, Sink)>) -> Vec<Result<Download, EnqueueError>> {
+        self.fetch_all_with(items.into_iter().map(|(r, s)| (r, s, Fetch::new())).collect())
+    }
+
+    /// [`PeerHandle::fetch_all`] with headers per download (see [`PeerHandle::fetch_with`]).
+    #[must_use]
+    pub fn fetch_all_with(&self, items: Vec<(Request, Sink, Fetch)>) -> Vec<Result<Download, EnqueueError>> {
+        let n = items.len();
+        let (ids_tx, ids_rx) = mpsc::channel();
+        let mut outcomes = Vec::with_capacity(n);
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|(req, sink, fetch)| {
+                let (done, done_rx) = mpsc::channel();
+                let progress = Arc::new(Progress::default());
+                outcomes.push((done_rx, Arc::clone(&progress)));
+                Item { req, sink, fetch, done: reply(done), progress }
+            })
+            .collect();
+        let fetch = Command::Fetch { peer: self.inner.id, items, reply: reply(ids_tx) };
+        let ids = match self.inner.tx.send(Input::Command(fetch)) {
+            Ok(()) => ids_rx.recv().unwrap_or_else(|_| vec![Err(EnqueueError::ShutDown); n]),
+            Err(_) => vec![Err(EnqueueError::ShutDown); n],
+        };
+        ids.into_iter()
+            .zip(outcomes)
+            .map(|(id, (rx, progress))| {
+                id.map(|id| Download { id, rx, tx: self.inner.tx.clone(), progress, finished: false })
+            })
+            .collect()
+    }
+
+    /// Download into memory and wait for the outcome.
+    ///
+    /// # Errors
+    /// Why the download did not complete.
+    pub fn execute(&self, req: Request) -> Outcome {
+        self.fetch(req, Sink::Memory).map_err(FetchError::Refused)?.wait()
+    }
+
+    /// Download all into memory, concurrently as the scheduler allows; the
+    /// outcomes come back in input order.
+    #[must_use]
+    pub fn batch(&self, reqs: Vec<Request>) -> Vec<Outcome> {
+        let downloads = self.fetch_all(reqs.into_iter().map(|r| (r, Sink::Memory)).collect());
+        downloads.into_iter().map(|d| d.map_err(FetchError::Refused).and_then(Download::wait)).collect()
+    }
+
+    /// Open a cancellation group (an epoch) for this peer.
+    ///
+    /// # Panics
+    /// When the driver thread is gone.
+    #[must_use]
+    pub fn new_group(&self) -> GroupId {
+        let (tx, rx) = mpsc::channel();
+        let _ = self.inner.tx.send(Input::Command(Command::NewGroup(self.inner.id, reply(tx))));
+        rx.recv().expect("the driver is running")
+    }
+
+    /// Cancel a group: its requests end with [`CancelReason::EpochCancel`](weir::CancelReason::EpochCancel).
+    pub fn cancel_group(&self, group: GroupId) {
+        let _ = self.inner.tx.send(Input::Command(Command::CancelGroup(group)));
+    }
+
+    /// Change the peer's priority.
+    pub fn set_priority(&self, p: RequestPriority) {
+        let _ = self.inner.tx.send(Input::Command(Command::SetPeerPriority(self.inner.id, p)));
+    }
+
+    /// This peer's events.
+    #[must_use]
+    pub fn subscribe(&self) -> Receiver<Event> {
+        subscribe(&self.inner.tx, Some(self.inner.id))
+    }
+}
+
+/// A scheduled download. Dropping it before it finished cancels it
+/// ([`CancelReason::Explicit`](weir::CancelReason::Explicit)); [`Download::detach`] lets it run instead.
+#[derive(Debug)]
+pub struct Download {
+    id: RequestId,
+    rx: Receiver<Outcome>,
+    tx: Sender<Input>,
+    progress: Arc<Progress>,
+    finished: bool,
+}
+
+impl Download {
+    /// Bytes in the sink now and the size it will have, when known: a
+    /// cheap read at any moment (no message to the driver).
+    #[must_use]
+    pub fn progress(&self) -> Snapshot {
+        self.progress.get()
+    }
+
+    /// The live counter behind [`Download::progress`], to read from another
+    /// thread (a UI's ticker) for as long as it likes.
+    #[must_use]
+    pub fn progress_handle(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
+    /// The request's id, as events name it.
+    #[must_use]
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// Block until the download ends.
+    ///
+    /// # Errors
+    /// Why it did not complete.
+    pub fn wait(mut self) -> Outcome {
+        self.finished = true;
+        self.rx.recv().unwrap_or(Err(FetchError::Gone))
+    }
+
+    /// Block at most `d`; `None` when the download is still running.
+    pub fn wait_timeout(&mut self, d: Duration) -> Option<Outcome> {
+        if self.finished {
+            return Some(Err(FetchError::Gone));
+        }
+        match self.rx.recv_timeout(d) {
+            Ok(o) => {
+                self.finished = true;
+                Some(o)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.finished = true;
+                Some(Err(FetchError::Gone))
+            }
+        }
+    }
+
+    /// Cancel it ([`CancelReason::Explicit`](weir::CancelReason::Explicit)).
+    pub fn cancel(&self) {
+        let _ = self.tx.send(Input::Command(Command::Cancel(self.id)));
+    }
+
+    /// Change its priority.
+    pub fn set_priority(&self, p: RequestPriority) {
+        let _ = self.tx.send(Input::Command(Command::SetPriority(self.id, p)));
+    }
+
+    /// Let it run to its end without anyone waiting for it.
+    pub fn detach(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancel();
+        }
+    }
+}
