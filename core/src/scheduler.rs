@@ -546,6 +546,19 @@ impl Scheduler {
         }
     }
 
+    /// Bytes that an attempt the scheduler already stopped (aborted,
+    /// preempted, timed out) wrote to the sink before it noticed. They are
+    /// there and will not be fetched again, so they count in
+    /// `bytes_transferred` and in the range of the next start; nothing else
+    /// changes (no `FirstByte`, no timer, whatever attempt runs now).
+    /// Ignored for a request that has ended: its events are out.
+    pub fn on_late_bytes(&mut self, id: RequestId, n: u64, now: Instant) {
+        self.tick(now);
+        let Some(key) = self.live_key(id) else { return };
+        let r = &mut self.reqs[key as usize];
+        r.delivered = r.delivered.saturating_add(n);
+    }
+
     /// The adapter finished a running request's transfer: it ends with
     /// `RequestCompleted`. Ignored for a request that is not running.
     pub fn on_complete(&mut self, id: RequestId, now: Instant) {

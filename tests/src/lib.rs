@@ -21,6 +21,8 @@
 pub mod both;
 pub mod exchange;
 pub mod exchange_fuzz;
+pub mod hub;
+pub mod hub_fuzz;
 pub mod model;
 pub mod nginx;
 pub mod ops;

@@ -390,6 +390,14 @@ impl Model {
         }
     }
 
+    /// Bytes a stopped attempt wrote late: counted, nothing else.
+    pub fn on_late_bytes(&mut self, seq: u64, n: u64, now: Duration) {
+        self.tick(now);
+        if let Some(i) = self.idx(seq) {
+            self.reqs[i].delivered = self.reqs[i].delivered.saturating_add(n);
+        }
+    }
+
     /// A running request is alive without new bytes: the idle timer restarts.
     pub fn on_progress(&mut self, seq: u64, now: Duration) {
         let now = self.tick(now);

@@ -46,6 +46,8 @@ pub enum Op {
     SetPriority(u8, bool),
     /// Report bytes.
     Bytes(u8, u16),
+    /// Report bytes a stopped attempt wrote late.
+    LateBytes(u8, u16),
     /// Report completion.
     Complete(u8),
     /// Report failure (error kind).
@@ -138,7 +140,8 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
             }
             14 | 15 => Op::Cancel(b.u8()),
             16 | 17 => Op::SetPriority(b.u8(), b.bool()),
-            18..=22 => Op::Bytes(b.u8(), if b.u8() % 4 == 0 { 0 } else { b.u16() % 5000 }),
+            18..=21 => Op::Bytes(b.u8(), if b.u8() % 4 == 0 { 0 } else { b.u16() % 5000 }),
+            22 => Op::LateBytes(b.u8(), b.u16() % 5000),
             23..=25 => Op::Complete(b.u8()),
             26 => Op::Fail(b.u8(), b.u8()),
             27 => Op::Redirect(b.u8(), b.u8()),
@@ -370,6 +373,14 @@ impl Pair {
                         if let Some(m) = m {
                             m.on_bytes(r.seq(), u64::from(n), at);
                         }
+                    }
+                }
+            }
+            Op::LateBytes(i, n) => {
+                if let Some(r) = pick(&self.reqs, i) {
+                    self.sim.s.on_late_bytes(r, u64::from(n), now);
+                    if let Some(m) = m {
+                        m.on_late_bytes(r.seq(), u64::from(n), at);
                     }
                 }
             }

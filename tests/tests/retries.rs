@@ -235,3 +235,31 @@ fn zero_byte_reports_and_reports_for_waiting_requests_are_ignored() {
     assert!(sim.drain().is_empty(), "no FirstByte for zero bytes, nothing for a waiting request");
     assert_eq!(sim.s.queued(), 1);
 }
+
+#[test]
+fn late_bytes_of_a_stopped_attempt_count_and_move_the_next_range_but_nothing_else() {
+    let c = Config { idle_timeout: Some(ms(500)), ..quiet(1) };
+    let mut sim = Sim::new(c);
+    let p = sim.peer(RequestPriority::Low);
+    let r = sim.enq(p, get("http://a.example/r").range(100, Some(199)));
+    sim.drain();
+    sim.bytes(r, 10);
+    // The idle timeout aborts the attempt; its transfer wrote 20 more bytes before it noticed.
+    let o = sim.advance(ms(500));
+    assert_eq!(aborts(&o), vec![r]);
+    sim.s.on_late_bytes(r, 20, sim.now);
+    assert!(sim.drain().is_empty(), "late bytes emit nothing (no FirstByte, no start)");
+    let o = sim.advance(ms(100));
+    assert_eq!(cmds(&o)[0].range, Some((130, Some(199))), "the next start resumes after the late bytes");
+    sim.bytes(r, 70);
+    let o = sim.complete(r);
+    assert!(
+        matches!(
+            events(&o)[..],
+            [DownloaderEvent::FirstByte { .. }, DownloaderEvent::RequestCompleted { bytes_transferred: 100, .. }]
+        ),
+        "{o:?}"
+    );
+    sim.s.on_late_bytes(r, 5, sim.now);
+    assert!(sim.drain().is_empty(), "ignored once the request ended");
+}

@@ -131,8 +131,10 @@ struct Download {
     sink: Option<SinkState>,
     /// The attempt the scheduler runs now, and its abort signal.
     running: Option<(u32, Stop)>,
-    /// A start decided while the sink was out: it begins when the sink is back.
-    waiting: Option<FetchCmd>,
+    /// Starts decided while the sink was out, oldest first: each becomes a
+    /// transfer in turn when the sink is back (one stopped meanwhile
+    /// returns at once), so every start is exactly one transfer.
+    waiting: VecDeque<(FetchCmd, Stop)>,
     /// The terminal event, kept while the sink is out: it settles when the sink is back.
     ended: Option<DownloaderEvent>,
     done: Option<Reply<Outcome>>,
@@ -279,7 +281,7 @@ impl Hub {
             headers: fetch.headers,
             sink: Some(sink),
             running: None,
-            waiting: None,
+            waiting: VecDeque::new(),
             ended: None,
             done: Some(done),
         };
@@ -287,15 +289,16 @@ impl Hub {
         Ok(id)
     }
 
-    /// A report from a transfer. Reports of an attempt the scheduler
-    /// aborted are dropped, except that its sink is taken back.
+    /// A report from a transfer. Of an attempt the scheduler stopped only
+    /// the bytes count (they are in the sink: `Scheduler::on_late_bytes`)
+    /// and the sink is taken back.
     pub fn report(&mut self, report: Report, now: Instant) {
         match report {
-            Report::Bytes { id, attempt, n } => {
-                if self.downloads.get(&id).is_some_and(|d| d.is_current(attempt)) {
-                    self.sched.on_bytes(id, n, now);
-                }
-            }
+            Report::Bytes { id, attempt, n } => match self.downloads.get(&id) {
+                Some(d) if d.is_current(attempt) => self.sched.on_bytes(id, n, now),
+                Some(_) => self.sched.on_late_bytes(id, n, now),
+                None => {}
+            },
             Report::Alive { id, attempt } => {
                 if self.downloads.get(&id).is_some_and(|d| d.is_current(attempt)) {
                     self.sched.on_progress(id, now);
@@ -322,14 +325,16 @@ impl Hub {
                 Ok(Some(url)) => self.sched.on_redirect(id, url, now),
                 Err(e) => self.sched.on_failed(id, e, now),
             }
+            return;
+        }
+        self.sched.on_late_bytes(id, unreported, now);
+        if let Some((cmd, stop)) = d.waiting.pop_front() {
+            self.spawn(id, cmd, sink, stop);
         } else if let Some(ev) = d.ended.take() {
             d.settle(sink, &ev);
             self.downloads.remove(&id);
         } else {
             d.sink = Some(sink);
-            if let Some(cmd) = d.waiting.take().filter(|c| d.is_current(c.attempt)) {
-                self.start(cmd);
-            }
         }
     }
 
@@ -368,13 +373,18 @@ impl Hub {
         let Some(d) = self.downloads.get_mut(&cmd.id) else { return };
         let stop = Stop::default();
         d.running = Some((cmd.attempt, stop.clone()));
-        let Some(sink) = d.sink.take() else {
+        match d.sink.take() {
+            Some(sink) => self.spawn(cmd.id, cmd, sink, stop),
             // An aborted transfer still holds the sink: begin when it is back.
-            d.waiting = Some(cmd);
-            return;
-        };
+            None => d.waiting.push_back((cmd, stop)),
+        }
+    }
+
+    /// Hand `sink` to a new transfer for `cmd`.
+    fn spawn(&mut self, id: RequestId, cmd: FetchCmd, sink: SinkState, stop: Stop) {
+        let Some(d) = self.downloads.get(&id) else { return };
         let headers = Headers::for_attempt(&d.headers, &self.options.headers, &d.first, &cmd.url);
-        let FetchCmd { id, attempt, url, .. } = cmd;
+        let FetchCmd { attempt, url, .. } = cmd;
         self.ready.push_back(Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop));
         self.out += 1;
     }
@@ -386,7 +396,6 @@ impl Hub {
         if let Some((_, stop)) = d.running.take() {
             stop.stop();
         }
-        d.waiting = None;
         match d.sink.take() {
             Some(sink) => {
                 d.settle(sink, ev);

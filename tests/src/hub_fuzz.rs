@@ -1,0 +1,128 @@
+//! The hub's invariants under random commands, transfer steps and time,
+//! decoded from bytes (shared by the `hub` fuzz target and a proptest):
+//!
+//! * every `RequestStarted` is exactly one transfer handed out;
+//! * every transfer ends in one report (the scene's workers always do);
+//! * every accepted download settles exactly once, and only after its
+//!   terminal event; nothing is published for it after that event;
+//! * a completed download's bytes are the resource, byte-exact, and its
+//!   `bytes_transferred` equals what the sink holds;
+//! * after shutdown the hub finishes once every transfer is back.
+
+use std::time::Duration;
+
+use weir::{Config, DownloaderEvent, PeerId, Request, RequestPriority, RetryPolicy, Url};
+use weir_http::{Command, FetchError, Sink};
+
+use crate::hub::{resource, Scene};
+
+fn prio(b: u8) -> RequestPriority {
+    if b & 1 == 0 {
+        RequestPriority::High
+    } else {
+        RequestPriority::Low
+    }
+}
+
+/// Decode `data` into a run of the hub and check every invariant.
+///
+/// # Panics
+/// When an invariant breaks.
+pub fn run(data: &[u8]) {
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    let Some(c) = next() else { return };
+    let cfg = Config {
+        max_concurrent: 1 + usize::from(c % 3),
+        max_per_host: (c & 4 != 0).then_some(1),
+        idle_timeout: Some(Duration::from_millis(50)),
+        preempt_low: c & 8 != 0,
+        retry: RetryPolicy {
+            max_retries: 2,
+            base: Duration::from_millis(if c & 16 != 0 { 0 } else { 10 }),
+            jitter: false,
+            ..RetryPolicy::default()
+        },
+        ..Config::default()
+    };
+    let mut s = Scene::new(cfg);
+    let mut peers: Vec<PeerId> = vec![s.peer(RequestPriority::High)];
+    let mut sizes = Vec::new();
+    while let Some(op) = next() {
+        let arg = next().unwrap_or(0);
+        match op % 10 {
+            0 | 1 => {
+                let peer = peers[usize::from(arg) % peers.len()];
+                let size = [0u64, 1, 700, 5000, 20_000][usize::from(arg / 8) % 5];
+                let url = Url::parse(&format!("http://h{}.test/{size}", arg % 3)).expect("a valid URL");
+                s.fetch(peer, Request::get(url).priority(prio(arg / 2)), Sink::Memory);
+                sizes.push(size);
+            }
+            2 => {
+                if let Some(Ok(id)) = s.ids.get(usize::from(arg) % s.ids.len().max(1)).cloned() {
+                    s.command(Command::Cancel(id));
+                }
+            }
+            3 => {
+                if let Some(Ok(id)) = s.ids.get(usize::from(arg) % s.ids.len().max(1)).cloned() {
+                    s.command(Command::SetPriority(id, prio(arg)));
+                }
+            }
+            4 if arg % 4 == 0 && peers.len() > 1 => {
+                let p = peers.remove(usize::from(arg / 4) % peers.len());
+                s.command(Command::RemovePeer(p));
+            }
+            4 => peers.push(s.peer(prio(arg))),
+            5..=7 if !s.workers.is_empty() => {
+                let i = usize::from(arg) % s.workers.len();
+                s.step(i, 1 + usize::from(arg) * 37);
+            }
+            8 if !s.workers.is_empty() => {
+                let i = usize::from(arg) % s.workers.len();
+                s.end(i, Err(weir::NetError::Reset("cut".into())));
+            }
+            9 if arg == 0 => s.command(Command::Shutdown),
+            _ => s.advance(Duration::from_millis(u64::from(arg % 64))),
+        }
+    }
+    s.command(Command::Shutdown);
+    s.finish_all();
+    assert!(s.hub.is_finished(), "every sink is back after shutdown: {:?}", s.hub);
+    check(&s, &sizes);
+}
+
+fn check(s: &Scene, sizes: &[u64]) {
+    for (k, id) in s.ids.iter().enumerate() {
+        let Ok(id) = *id else {
+            assert!(s.outcomes(k).is_empty(), "a refused download never settles");
+            continue;
+        };
+        let events = s.events_for(id);
+        let terminals: Vec<_> = events.iter().filter(|e| e.is_terminal()).collect();
+        assert_eq!(terminals.len(), 1, "one terminal event for {id:?}: {events:?}");
+        assert!(
+            events.last().is_some_and(DownloaderEvent::is_terminal),
+            "nothing after the terminal event: {events:?}"
+        );
+        let started = events.iter().filter(|e| matches!(e, DownloaderEvent::RequestStarted { .. })).count();
+        let spawned = s.spawned.get(&id).copied().unwrap_or(0) as usize;
+        assert_eq!(started, spawned, "every start is one transfer, for {id:?}: {events:?}");
+        let outcomes = s.outcomes(k);
+        assert_eq!(outcomes.len(), 1, "settled exactly once: {id:?}");
+        match (terminals[0], &outcomes[0]) {
+            (DownloaderEvent::RequestCompleted { bytes_transferred, .. }, Ok(resp)) => {
+                let want = resource(sizes[k]);
+                assert_eq!(resp.body.as_deref(), Some(&want[..]), "byte-exact: {id:?}");
+                assert_eq!(*bytes_transferred, resp.bytes, "one byte count: {id:?} {events:?}");
+            }
+            (DownloaderEvent::RequestFailed { error, .. }, Err(FetchError::Failed(e))) => assert_eq!(error, e),
+            (DownloaderEvent::RequestCancelled { reason, .. }, Err(FetchError::Cancelled(r))) => {
+                assert_eq!(reason, r);
+            }
+            (DownloaderEvent::RequestCompleted { .. }, Err(FetchError::Failed(_))) => {
+                panic!("a memory sink cannot fail to settle: {id:?}")
+            }
+            (t, o) => panic!("the outcome {o:?} does not match the terminal event {t:?}"),
+        }
+    }
+}
