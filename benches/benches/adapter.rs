@@ -1,7 +1,7 @@
 //! Adapter throughput and demand latency on loopback, each next to a
 //! baseline measured in the same run.
 //!
-//! * Throughput: 2000 files of 64 KiB and 200 files of 4 MiB from nginx,
+//! * Throughput: 5000 files of 4 KiB, 2000 of 64 KiB and 200 of 4 MiB from nginx,
 //!   `max_concurrent` 8: `weir-ureq` versus 8 plain `ureq` workers pulling
 //!   from a shared queue (the practical limit).
 //! * Demand latency: 8 slow Low downloads fill every slot, then a High
@@ -65,8 +65,14 @@ fn weir_pool(urls: &[String]) -> Duration {
     if std::env::var_os("WEIR_BENCH_DEBUG").is_some() {
         eprintln!("enqueued {} in {:?}", urls.len(), t.elapsed());
     }
-    for d in downloads {
-        d.wait().expect("download");
+    if std::env::var_os("WEIR_BENCH_REVERSE").is_some() {
+        for d in downloads.into_iter().rev() {
+            d.wait().expect("download");
+        }
+    } else {
+        for d in downloads {
+            d.wait().expect("download");
+        }
     }
     t.elapsed()
 }
@@ -98,10 +104,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn throughput(quick: bool) {
-    let (n_small, n_big) = if quick { (50, 4) } else { (2000, 200) };
+    let (n_tiny, n_small, n_big) = if quick { (50, 50, 4) } else { (5000, 2000, 200) };
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let tiny = content(4 * 1024, 3);
     let small = content(64 * 1024, 1);
     let big = content(4 * 1024 * 1024, 2);
+    files.extend((0..n_tiny).map(|i| (format!("t{i}"), tiny.clone())));
     files.extend((0..n_small).map(|i| (format!("s{i}"), small.clone())));
     files.extend((0..n_big).map(|i| (format!("b{i}"), big.clone())));
     let nginx = Nginx::start(&files);
@@ -109,8 +117,12 @@ fn throughput(quick: bool) {
     println!("throughput, {WORKERS} concurrent, nginx on 127.0.0.1, median of {rounds} rounds (alternating)");
     println!("| workload | plain ureq pool | weir-ureq | weir-ureq / plain | weir-async | weir-async / plain |");
     println!("|---|---|---|---|---|---|");
-    for (label, prefix, n, size) in [("64 KiB files", "s", n_small, 64 * 1024u64), ("4 MiB files", "b", n_big, 4 << 20)]
-    {
+    let workloads = [
+        ("4 KiB files", "t", n_tiny, 4 * 1024u64),
+        ("64 KiB files", "s", n_small, 64 * 1024),
+        ("4 MiB files", "b", n_big, 4 << 20),
+    ];
+    for (label, prefix, n, size) in workloads {
         let urls: Vec<String> = (0..n).map(|i| nginx.url(&format!("{prefix}{i}"))).collect();
         let (mut p, mut w, mut a) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
@@ -234,7 +246,26 @@ fn demand_latency(quick: bool) {
     println!("| plain FIFO pool | {:.1} ms | 1.000 |", fifo.as_secs_f64() * 1e3);
 }
 
+/// `WEIR_BENCH_PROFILE=ureq|async|plain`: only that pool on the 4 KiB files,
+/// 20 rounds, for `perf record`.
+fn profile(which: &str) {
+    let files: Vec<(String, Vec<u8>)> = (0..5000).map(|i| (format!("t{i}"), content(4 * 1024, 3))).collect();
+    let nginx = Nginx::start(&files);
+    let urls: Vec<String> = (0..5000).map(|i| nginx.url(&format!("t{i}"))).collect();
+    let run: fn(&[String]) -> Duration = match which {
+        "ureq" => weir_pool,
+        "async" => weir_async_pool,
+        _ => plain_pool,
+    };
+    let rounds = std::env::var("WEIR_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let times: Vec<Duration> = (0..rounds).map(|_| run(&urls)).collect();
+    println!("{which}: median {:?}", median(times));
+}
+
 fn main() {
+    if let Ok(which) = std::env::var("WEIR_BENCH_PROFILE") {
+        return profile(&which);
+    }
     let quick = std::env::args().any(|a| a == "--test");
     throughput(quick);
     demand_latency(quick);

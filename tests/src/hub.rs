@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use weir::{Config, EnqueueError, PeerId, Request, RequestId, RequestPriority, Scheduler};
 use weir_http::attempt::{Ask, End};
-use weir_http::{Command, Event, Fetch, Hub, HubOptions, Item, Outcome, Progress, Report, Sink, Transfer};
+use weir_http::{Action, Command, Event, Fetch, Hub, HubOptions, Item, Outcome, Progress, Report, Sink, Transfer};
 
 /// Byte `offset` of the resource of `size` bytes.
 #[must_use]
@@ -113,13 +113,18 @@ impl Scene {
         Self { hub, now, log, settled: Arc::default(), ids: Vec::new(), workers: Vec::new(), spawned: BTreeMap::new() }
     }
 
-    /// Take every transfer the hub has ready.
+    /// Take every transfer the hub has ready; run every settlement.
     pub fn poll(&mut self) -> usize {
         let mut n = 0;
-        while let Some(t) = self.hub.poll() {
-            *self.spawned.entry(t.id()).or_default() += 1;
-            self.workers.push(Worker { t, body: None });
-            n += 1;
+        while let Some(action) = self.hub.poll() {
+            match action {
+                Action::Spawn(t) => {
+                    *self.spawned.entry(t.id()).or_default() += 1;
+                    self.workers.push(Worker { t: *t, body: None });
+                    n += 1;
+                }
+                Action::Settle(x) => x.run(),
+            }
         }
         n
     }

@@ -181,3 +181,20 @@ fn a_gone_subscriber_is_dropped_and_a_peers_subscribers_see_its_end() {
     s.finish_all();
     assert_eq!(s.outcomes(k).len(), 1);
 }
+
+#[test]
+fn the_event_streams_end_once_the_hub_is_finished() {
+    let mut s = Scene::new(cfg(1));
+    let p = s.peer(RequestPriority::Low);
+    let (tx, rx) = std::sync::mpsc::channel();
+    s.command(Command::Subscribe(Some(p), Box::new(move |e| tx.send(e.clone()).is_ok())));
+    s.fetch(p, get("http://h.test/1000"), Sink::Memory);
+    s.command(Command::Shutdown);
+    assert!(!s.hub.is_finished());
+    assert!(rx.try_recv().is_ok(), "events flow while the transfer is out");
+    s.finish_all();
+    assert!(s.hub.is_finished());
+    let rest: Vec<_> = rx.try_iter().collect();
+    assert!(rest.iter().any(|(_, e)| e.is_terminal()), "the end was published: {rest:?}");
+    assert_eq!(rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Disconnected), "then the stream ends");
+}

@@ -9,7 +9,7 @@ use async_executor::Executor;
 use futures_lite::{AsyncWriteExt, StreamExt};
 use weir::{NetError, Url};
 use weir_http::attempt::{End, DRAIN_LIMIT};
-use weir_http::{Command, Hub, Input, Report, Transfer};
+use weir_http::{Action, Command, Hub, Input, Report, Transfer};
 
 use crate::transport::{BodyStream, HttpRequest, Transport};
 
@@ -46,9 +46,16 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
                 hub.input(input, Instant::now());
             }
             hub.handle_timeout(Instant::now());
-            while let Some(t) = hub.poll() {
+            while let Some(action) = hub.poll() {
+                let t = match action {
+                    Action::Spawn(t) => t,
+                    Action::Settle(x) => {
+                        x.run();
+                        continue;
+                    }
+                };
                 match reports.upgrade() {
-                    Some(tx) => ex.spawn(run_transfer(Arc::clone(&transport), t, tx)).detach(),
+                    Some(tx) => ex.spawn(run_transfer(Arc::clone(&transport), *t, tx)).detach(),
                     // Every handle is gone: the next wake shuts down.
                     None => hub.input(
                         Input::Report(t.done(Err(NetError::Reset("the downloader is gone".into())))),

@@ -2,9 +2,10 @@
 //! [`Scheduler`], the table of live downloads and the event subscribers.
 //!
 //! An adapter is a shell around it: it feeds [`Input`]s (commands from its
-//! handles, [`Report`]s from its transfers) and the time, and runs every
-//! [`Transfer`] that [`Hub::poll`] hands out on a thread or task. The hub
-//! does the rest: it builds each transfer from the scheduler's `Start`,
+//! handles, [`Report`]s from its transfers) and the time, runs every
+//! [`Transfer`] that [`Hub::poll`] hands out on a thread or task, and runs
+//! every [`Settlement`] (where it likes: outside a lock). The hub does the
+//! rest: it builds each transfer from the scheduler's `Start`,
 //! lends it the download's sink (which comes back in the final report),
 //! raises a transfer's [`Stop`] when the scheduler aborts it, publishes
 //! events and settles each download exactly once.
@@ -13,7 +14,7 @@
 //! loop {
 //!     wait for an input or until hub.poll_timeout()
 //!     hub.input(input, now); hub.handle_timeout(now)
-//!     while let Some(t) = hub.poll() { spawn t }
+//!     while let Some(action) = hub.poll() { spawn the transfer, or run the settlement }
 //!     if hub.is_finished() { break }      // shut down and every sink is back
 //! }
 //! ```
@@ -145,9 +146,49 @@ impl Download {
         self.running.as_ref().is_some_and(|(a, _)| *a == attempt)
     }
 
-    fn settle(&mut self, sink: SinkState, ev: &DownloaderEvent) {
-        if let (Some(outcome), Some(done)) = (sink.settle(ev), self.done.take()) {
-            done(outcome);
+    fn settle(&mut self, sink: SinkState, event: DownloaderEvent) -> Option<Action> {
+        let done = self.done.take()?;
+        Some(Action::Settle(Box::new(Settlement { sink, event, done })))
+    }
+}
+
+/// What the hub asks of the adapter, from [`Hub::poll`].
+#[derive(Debug)]
+pub enum Action {
+    /// Run this transfer on a thread or task; it reports back. (Boxed: it
+    /// holds the sink and the exchange, and travels through channels.)
+    Spawn(Box<Transfer>),
+    /// Settle a download that ended (see [`Settlement::run`]).
+    Settle(Box<Settlement>),
+}
+
+/// A download that ended, with its sink: [`Settlement::run`] finishes the
+/// sink (a completed file is renamed into place, a failed one removed) and
+/// hands the outcome to whoever waits. Run it outside any lock: it may
+/// touch the file system.
+pub struct Settlement {
+    sink: SinkState,
+    event: DownloaderEvent,
+    done: Reply<Outcome>,
+}
+
+impl std::fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settlement").field("event", &self.event).finish_non_exhaustive()
+    }
+}
+
+impl Settlement {
+    /// The download.
+    #[must_use]
+    pub fn id(&self) -> RequestId {
+        self.event.request_id()
+    }
+
+    /// Finish the sink and deliver the outcome.
+    pub fn run(self) {
+        if let Some(outcome) = self.sink.settle(&self.event) {
+            (self.done)(outcome);
         }
     }
 }
@@ -162,8 +203,8 @@ pub struct Hub {
     /// events of their end are published.
     retired: Vec<PeerId>,
     options: HubOptions,
-    /// Transfers built and not yet handed out.
-    ready: VecDeque<Transfer>,
+    /// Transfers and settlements not yet handed out.
+    ready: VecDeque<Action>,
     /// Transfers handed out whose sink has not come back.
     out: usize,
     shut: bool,
@@ -214,8 +255,9 @@ impl Hub {
         self.out
     }
 
-    /// Shut down, and every transfer has handed its sink back: the adapter
-    /// may stop its loop (every download has settled).
+    /// Shut down, every transfer has handed its sink back and every
+    /// action was polled: the adapter may stop its loop once it ran the
+    /// settlements it got.
     #[must_use]
     pub fn is_finished(&self) -> bool {
         self.shut && self.out == 0 && self.ready.is_empty()
@@ -243,18 +285,15 @@ impl Hub {
     /// A command from a handle.
     pub fn command(&mut self, command: Command, now: Instant) {
         match command {
-            Command::AddPeer(p, reply) => reply(self.sched.add_peer(p)),
+            Command::AddPeer(p, reply) => reply(self.add_peer(p)),
             Command::RemovePeer(p) => {
                 self.sched.remove_peer(p, now);
                 self.retired.push(p);
             }
             Command::SetPeerPriority(p, prio) => self.sched.set_peer_priority(p, prio, now),
-            Command::NewGroup(p, reply) => reply(self.sched.new_group(p)),
+            Command::NewGroup(p, reply) => reply(self.new_group(p)),
             Command::CancelGroup(g) => self.sched.cancel_group(g, now),
-            Command::Fetch { peer, items, reply } => {
-                let ids = items.into_iter().map(|item| self.enqueue(peer, item, now)).collect();
-                reply(ids);
-            }
+            Command::Fetch { peer, items, reply } => reply(self.fetch(peer, items, now)),
             Command::Cancel(id) => self.sched.cancel(id, now),
             Command::SetPriority(id, p) => self.sched.set_priority(id, p, now),
             Command::Subscribe(None, s) => self.root_subs.push(s),
@@ -264,6 +303,23 @@ impl Hub {
                 self.shut = true;
             }
         }
+    }
+
+    /// A new peer ([`Command::AddPeer`] without the reply, for an adapter
+    /// that calls the hub directly).
+    pub fn add_peer(&mut self, priority: RequestPriority) -> PeerId {
+        self.sched.add_peer(priority)
+    }
+
+    /// A new group of `peer` ([`Command::NewGroup`] without the reply).
+    pub fn new_group(&mut self, peer: PeerId) -> GroupId {
+        self.sched.new_group(peer)
+    }
+
+    /// Enqueue downloads together ([`Command::Fetch`] without the reply):
+    /// ids or refusals in order.
+    pub fn fetch(&mut self, peer: PeerId, items: Vec<Item>, now: Instant) -> Vec<Result<RequestId, EnqueueError>> {
+        items.into_iter().map(|item| self.enqueue(peer, item, now)).collect()
     }
 
     fn enqueue(&mut self, peer: PeerId, item: Item, now: Instant) -> Result<RequestId, EnqueueError> {
@@ -331,24 +387,29 @@ impl Hub {
         if let Some((cmd, stop)) = d.waiting.pop_front() {
             self.spawn(id, cmd, sink, stop);
         } else if let Some(ev) = d.ended.take() {
-            d.settle(sink, &ev);
+            self.ready.extend(d.settle(sink, ev));
             self.downloads.remove(&id);
         } else {
             d.sink = Some(sink);
         }
     }
 
-    /// The next transfer to run, after acting on everything the scheduler
-    /// decided (aborts raised, events published, downloads settled).
+    /// The next transfer to run or download to settle, after acting on
+    /// everything the scheduler decided (aborts raised, events published).
     #[must_use]
-    pub fn poll(&mut self) -> Option<Transfer> {
+    pub fn poll(&mut self) -> Option<Action> {
         loop {
-            if let Some(t) = self.ready.pop_front() {
-                return Some(t);
+            if let Some(a) = self.ready.pop_front() {
+                return Some(a);
             }
             let Some(out) = self.sched.poll_output() else {
                 for p in self.retired.drain(..) {
                     self.peer_subs.remove(&p);
+                }
+                if self.is_finished() {
+                    // Every event is out: the subscribers' streams end here.
+                    self.root_subs.clear();
+                    self.peer_subs.clear();
                 }
                 return None;
             };
@@ -385,7 +446,8 @@ impl Hub {
         let Some(d) = self.downloads.get(&id) else { return };
         let headers = Headers::for_attempt(&d.headers, &self.options.headers, &d.first, &cmd.url);
         let FetchCmd { attempt, url, .. } = cmd;
-        self.ready.push_back(Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop));
+        let t = Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop);
+        self.ready.push_back(Action::Spawn(Box::new(t)));
         self.out += 1;
     }
 
@@ -398,7 +460,7 @@ impl Hub {
         }
         match d.sink.take() {
             Some(sink) => {
-                d.settle(sink, ev);
+                self.ready.extend(d.settle(sink, ev.clone()));
                 self.downloads.remove(&id);
             }
             None => d.ended = Some(ev.clone()),

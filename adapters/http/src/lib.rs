@@ -45,7 +45,7 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 pub use attempt::{Attempt, End, Held, Verdict, Version};
 pub use fetch::Fetch;
 pub use headers::{HeaderError, Headers, USER_AGENT};
-pub use hub::{Command, Hub, HubOptions, Input, Item, Reply, Subscriber};
+pub use hub::{Action, Command, Hub, HubOptions, Input, Item, Reply, Settlement, Subscriber};
 pub use integrity::{Expect, Verifier};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};

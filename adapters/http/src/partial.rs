@@ -147,6 +147,8 @@ pub struct Partial {
     version: Option<Version>,
     /// Whether `DEST.part.meta` on disk describes the bytes.
     meta_written: bool,
+    /// Whether every byte written is on disk ([`Partial::sync`]).
+    synced: bool,
 }
 
 impl Partial {
@@ -154,7 +156,7 @@ impl Partial {
     #[must_use]
     pub fn new(dest: PathBuf) -> Self {
         let (part, meta) = (part_path(&dest), meta_path(&dest));
-        Partial { dest, part, meta, file: None, len: 0, version: None, meta_written: false }
+        Partial { dest, part, meta, file: None, len: 0, version: None, meta_written: false, synced: false }
     }
 
     /// What the partial file holds: the first time, it is opened (created
@@ -240,6 +242,20 @@ impl Partial {
         let part = self.part.clone();
         self.file()?.write_all(buf).map_err(|e| err("cannot write", &part, &e))?;
         self.len += buf.len() as u64;
+        self.synced = false;
+        Ok(())
+    }
+
+    /// Put every byte written on disk (`fsync`), so that [`Partial::finish`]
+    /// only renames. Done by the transfer that completes the download,
+    /// off the driver.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when the file cannot be synced.
+    pub fn sync(&mut self) -> Result<(), NetError> {
+        let part = self.part.clone();
+        self.file()?.sync_all().map_err(|e| err("cannot sync", &part, &e))?;
+        self.synced = true;
         Ok(())
     }
 
@@ -256,6 +272,7 @@ impl Partial {
                 .map_err(|e| err("cannot truncate", &part, &e))?;
         }
         self.len = 0;
+        self.synced = false;
         self.version = Some(Version::default());
         let _ = fs::remove_file(&self.meta);
         self.meta_written = false;
@@ -287,8 +304,9 @@ impl Partial {
     /// # Errors
     /// [`NetError::Sink`] when syncing or renaming fails.
     pub fn finish(mut self) -> Result<PathBuf, NetError> {
-        let part = self.part.clone();
-        self.file()?.sync_all().map_err(|e| err("cannot sync", &part, &e))?;
+        if !self.synced {
+            self.sync()?;
+        }
         self.file = None;
         fs::rename(&self.part, &self.dest).map_err(|e| err("cannot rename into", &self.dest, &e))?;
         let _ = fs::remove_file(&self.meta);

@@ -29,6 +29,12 @@ impl Coalescer {
         }
     }
 
+    /// `n` more bytes were delivered and the attempt's last report will
+    /// carry them (the body is complete): nothing to report now.
+    pub fn hold(&mut self, n: u64) {
+        self.pending += n;
+    }
+
     /// Body bytes arrived that the sink skips (a resent prefix): whether to
     /// tell the scheduler the transfer is alive now (at most once per
     /// [`REPORT_EVERY`], like byte reports).

@@ -119,6 +119,8 @@ pub struct SinkState {
     progress: Arc<Progress>,
     /// The size and digest its bytes must have, checked as they come.
     verify: Option<Verifier>,
+    /// Every byte is on disk (or flushed to the writer): finishing only renames.
+    synced: bool,
 }
 
 impl std::fmt::Debug for SinkState {
@@ -157,6 +159,7 @@ impl SinkState {
             memory_limit,
             progress,
             verify: None,
+            synced: false,
         }
     }
 
@@ -192,6 +195,7 @@ impl SinkState {
     }
 
     fn count(&mut self, buf: &[u8]) {
+        self.synced = false;
         self.written += buf.len() as u64;
         self.progress.set_bytes(self.written);
         if let Some(v) = &mut self.verify {
@@ -365,11 +369,31 @@ impl SinkState {
             }
         }
         self.written = 0;
+        self.synced = false;
         self.version = Version::default();
         self.progress.set_bytes(0);
         if let Some(v) = &mut self.verify {
             v.reset();
         }
+        Ok(())
+    }
+
+    /// Every byte is in: put them on disk (`fsync` a file, flush a writer),
+    /// so that [`SinkState::finish`] is quick. The transfer that completes
+    /// the download calls it, on its own thread, not the driver's.
+    ///
+    /// # Errors
+    /// [`NetError::Sink`] when syncing or flushing fails.
+    pub fn sync(&mut self) -> Result<(), NetError> {
+        match &mut self.target {
+            Target::File { file: Some(f), .. } => {
+                f.as_file().sync_all().map_err(|e| sink_err("cannot sync", f.path(), &e))?;
+            }
+            Target::Writer(w) => w.flush().map_err(|e| NetError::Sink(e.to_string()))?,
+            Target::Resumable(p) => p.sync()?,
+            _ => {}
+        }
+        self.synced = true;
         Ok(())
     }
 
@@ -386,13 +410,17 @@ impl SinkState {
                     // An empty body: still create the (empty) file.
                     None => temp_beside(&dest)?,
                 };
-                file.as_file().sync_all().map_err(|e| sink_err("cannot sync", file.path(), &e))?;
+                if !self.synced {
+                    file.as_file().sync_all().map_err(|e| sink_err("cannot sync", file.path(), &e))?;
+                }
                 // A failed rename drops (and so removes) the temporary file.
                 file.persist(&dest).map_err(|e| sink_err("cannot rename into", &dest, &e.error))?;
                 Ok(Delivered::File(dest))
             }
             Target::Writer(mut w) => {
-                w.flush().map_err(|e| NetError::Sink(e.to_string()))?;
+                if !self.synced {
+                    w.flush().map_err(|e| NetError::Sink(e.to_string()))?;
+                }
                 Ok(Delivered::Writer)
             }
             // The async adapter flushed it before reporting the download complete.

@@ -186,6 +186,7 @@ impl Transfer {
         self.exchange = Some(exchange);
         if ask.is_none() {
             self.sink.verify_complete()?;
+            self.sink.sync()?;
         }
         Ok(ask)
     }
@@ -265,18 +266,26 @@ impl Transfer {
     }
 
     fn paced(&mut self, n: u64) -> Option<Report> {
+        if !self.wants_more() {
+            // The body is complete: the final report carries these bytes,
+            // and a small file costs one report, not two.
+            self.pace.hold(n);
+            return None;
+        }
         let n = self.pace.add(n)?;
         Some(Report::Bytes { id: self.id, attempt: self.attempt_no, n })
     }
 
     /// The body ended as the transport saw it: complete, or truncated.
-    /// A complete download's bytes are checked (size, digest).
+    /// A complete download's bytes are checked (size, digest) and put on
+    /// disk here, on the transfer's thread.
     ///
     /// # Errors
-    /// Truncated or overlong body, or an integrity mismatch.
+    /// Truncated or overlong body, an integrity mismatch, a failed sync.
     pub fn end(&mut self, end: End) -> Result<(), NetError> {
         self.exchange()?.on_end(end)?;
-        self.sink.verify_complete()
+        self.sink.verify_complete()?;
+        self.sink.sync()
     }
 
     /// The final report, handing the sink back.

@@ -1,31 +1,32 @@
-//! The handles: a peer's and a download's. Each is a sender of commands to
-//! the driver; replies come back on channels of their own.
+//! The handles: a peer's and a download's. Each calls the shared hub
+//! directly; a download's outcome comes back on a channel of its own.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use weir::{EnqueueError, GroupId, PeerId, Request, RequestId, RequestPriority};
-use weir_http::{Command, Event, Fetch, FetchError, Input, Item, Outcome, Progress, Sink, Snapshot};
+use weir_http::{Command, Event, Fetch, FetchError, Item, Outcome, Progress, Sink, Snapshot};
 
-use crate::reply;
+use crate::shared::Shared;
 
 /// A channel of events of one peer (`Some`) or all (`None`).
-pub(crate) fn subscribe(tx: &Sender<Input>, peer: Option<PeerId>) -> Receiver<Event> {
+pub(crate) fn subscribe(shared: &Shared, peer: Option<PeerId>) -> Receiver<Event> {
     let (events, rx) = mpsc::channel();
     let sub: weir_http::Subscriber = Box::new(move |e| events.send(e.clone()).is_ok());
-    let _ = tx.send(Input::Command(Command::Subscribe(peer, sub)));
+    shared.with(|hub, now| hub.command(Command::Subscribe(peer, sub), now));
     rx
 }
 
 struct PeerInner {
     id: PeerId,
-    tx: Sender<Input>,
+    shared: Arc<Shared>,
 }
 
 impl Drop for PeerInner {
     fn drop(&mut self) {
-        let _ = self.tx.send(Input::Command(Command::RemovePeer(self.id)));
+        let id = self.id;
+        self.shared.with(|hub, now| hub.command(Command::RemovePeer(id), now));
     }
 }
 
@@ -43,8 +44,8 @@ impl std::fmt::Debug for PeerHandle {
 }
 
 impl PeerHandle {
-    pub(crate) fn new(id: PeerId, tx: Sender<Input>) -> Self {
-        Self { inner: Arc::new(PeerInner { id, tx }) }
+    pub(crate) fn new(id: PeerId, shared: Arc<Shared>) -> Self {
+        Self { inner: Arc::new(PeerInner { id, shared }) }
     }
 
     /// The peer's id, as events name it.
@@ -86,7 +87,6 @@ impl PeerHandle {
     #[must_use]
     pub fn fetch_all_with(&self, items: Vec<(Request, Sink, Fetch)>) -> Vec<Result<Download, EnqueueError>> {
         let n = items.len();
-        let (ids_tx, ids_rx) = mpsc::channel();
         let mut outcomes = Vec::with_capacity(n);
         let items: Vec<_> = items
             .into_iter()
@@ -94,18 +94,19 @@ impl PeerHandle {
                 let (done, done_rx) = mpsc::channel();
                 let progress = Arc::new(Progress::default());
                 outcomes.push((done_rx, Arc::clone(&progress)));
-                Item { req, sink, fetch, done: reply(done), progress }
+                let done: weir_http::Reply<Outcome> = Box::new(move |o| {
+                    let _ = done.send(o);
+                });
+                Item { req, sink, fetch, done, progress }
             })
             .collect();
-        let fetch = Command::Fetch { peer: self.inner.id, items, reply: reply(ids_tx) };
-        let ids = match self.inner.tx.send(Input::Command(fetch)) {
-            Ok(()) => ids_rx.recv().unwrap_or_else(|_| vec![Err(EnqueueError::ShutDown); n]),
-            Err(_) => vec![Err(EnqueueError::ShutDown); n],
-        };
+        let peer = self.inner.id;
+        let ids = self.inner.shared.with(|hub, now| hub.fetch(peer, items, now));
+        debug_assert_eq!(ids.len(), n);
         ids.into_iter()
             .zip(outcomes)
             .map(|(id, (rx, progress))| {
-                id.map(|id| Download { id, rx, tx: self.inner.tx.clone(), progress, finished: false })
+                id.map(|id| Download { id, rx, shared: Arc::clone(&self.inner.shared), progress, finished: false })
             })
             .collect()
     }
@@ -132,25 +133,25 @@ impl PeerHandle {
     /// When the driver thread is gone.
     #[must_use]
     pub fn new_group(&self) -> GroupId {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.inner.tx.send(Input::Command(Command::NewGroup(self.inner.id, reply(tx))));
-        rx.recv().expect("the driver is running")
+        let peer = self.inner.id;
+        self.inner.shared.with(|hub, _| hub.new_group(peer))
     }
 
     /// Cancel a group: its requests end with [`CancelReason::EpochCancel`](weir::CancelReason::EpochCancel).
     pub fn cancel_group(&self, group: GroupId) {
-        let _ = self.inner.tx.send(Input::Command(Command::CancelGroup(group)));
+        self.inner.shared.with(|hub, now| hub.command(Command::CancelGroup(group), now));
     }
 
     /// Change the peer's priority.
     pub fn set_priority(&self, p: RequestPriority) {
-        let _ = self.inner.tx.send(Input::Command(Command::SetPeerPriority(self.inner.id, p)));
+        let peer = self.inner.id;
+        self.inner.shared.with(|hub, now| hub.command(Command::SetPeerPriority(peer, p), now));
     }
 
     /// This peer's events.
     #[must_use]
     pub fn subscribe(&self) -> Receiver<Event> {
-        subscribe(&self.inner.tx, Some(self.inner.id))
+        subscribe(&self.inner.shared, Some(self.inner.id))
     }
 }
 
@@ -160,7 +161,7 @@ impl PeerHandle {
 pub struct Download {
     id: RequestId,
     rx: Receiver<Outcome>,
-    tx: Sender<Input>,
+    shared: Arc<Shared>,
     progress: Arc<Progress>,
     finished: bool,
 }
@@ -215,12 +216,14 @@ impl Download {
 
     /// Cancel it ([`CancelReason::Explicit`](weir::CancelReason::Explicit)).
     pub fn cancel(&self) {
-        let _ = self.tx.send(Input::Command(Command::Cancel(self.id)));
+        let id = self.id;
+        self.shared.with(|hub, now| hub.command(Command::Cancel(id), now));
     }
 
     /// Change its priority.
     pub fn set_priority(&self, p: RequestPriority) {
-        let _ = self.tx.send(Input::Command(Command::SetPriority(self.id, p)));
+        let id = self.id;
+        self.shared.with(|hub, now| hub.command(Command::SetPriority(id, p), now));
     }
 
     /// Let it run to its end without anyone waiting for it.

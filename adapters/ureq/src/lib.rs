@@ -43,24 +43,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod driver;
 mod handle;
 mod resets;
+mod shared;
 mod worker;
 
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use handle::{Download, PeerHandle};
+use shared::Shared;
 pub use weir;
 use weir::{Config, ConfigError, RequestPriority, Scheduler};
 pub use weir_http::{
     content_range, retry_after, ContentRange, Event, Expect, Fetch, FetchError, HeaderError, Headers, Outcome,
     Progress, Response, Sink, Snapshot, DEFAULT_MEMORY_LIMIT,
 };
-use weir_http::{Command, Hub, HubOptions, Input, Transfer};
+use weir_http::{Hub, HubOptions, Transfer};
 
 /// Most worker threads one downloader starts (`Config::max_concurrent`):
 /// one thread per concurrent transfer is this adapter's model; for more
@@ -128,9 +129,10 @@ impl Default for Options {
     }
 }
 
-/// The blocking downloader: a driver thread and its workers.
+/// The blocking downloader: its workers and a timer thread around one
+/// [`weir_http::Hub`].
 pub struct Downloader {
-    tx: Sender<Input>,
+    shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -138,13 +140,6 @@ impl std::fmt::Debug for Downloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Downloader").finish_non_exhaustive()
     }
-}
-
-/// A reply that goes back over a channel (a handle waiting for it).
-fn reply<T: Send + 'static>(tx: Sender<T>) -> weir_http::Reply<T> {
-    Box::new(move |v| {
-        let _ = tx.send(v);
-    })
 }
 
 impl Downloader {
@@ -185,64 +180,53 @@ impl Downloader {
         let hub_options =
             HubOptions { headers: options.headers, memory_limit: options.memory_limit, async_writers: false };
         let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
-        let (tx, rx) = mpsc::channel();
-        let (job_tx, job_rx) = mpsc::channel::<Transfer>();
+        let (job_tx, job_rx) = mpsc::channel::<Box<Transfer>>();
+        let shared = Arc::new(Shared::new(hub, job_tx));
         let job_rx = Arc::new(Mutex::new(job_rx));
         let mut threads = Vec::with_capacity(workers + 1);
-        for i in 0..workers {
-            let (jobs, reports, cfg) = (Arc::clone(&job_rx), tx.clone(), options.agent.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("weir-worker-{i}"))
-                .spawn(move || worker::run(&jobs, &reports, &cfg));
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
+        for i in 0..=workers {
+            let (jobs, on, cfg) = (Arc::clone(&job_rx), Arc::clone(&shared), options.agent.clone());
+            let spawned = if i == workers {
+                spawn("weir-timer".into(), Box::new(move || on.run_timer()))
+            } else {
+                spawn(format!("weir-worker-{i}"), Box::new(move || worker::run(&on, &jobs, &cfg)))
+            };
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    // Closing the job channel ends the workers already running.
-                    drop(job_tx);
+                    // Stopping closes the job queue and the timer: those already running end.
+                    shared.stop();
                     for t in threads {
                         let _ = t.join();
                     }
-                    return Err(StartError::Threads(format!("worker {i} of {workers}: {e}")));
+                    return Err(StartError::Threads(format!("thread {i} of {}: {e}", workers + 1)));
                 }
             }
         }
-        match std::thread::Builder::new().name("weir-driver".into()).spawn(move || driver::run(hub, &rx, job_tx)) {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                // The driver (and with it the job channel) is gone: the workers end.
-                for t in threads {
-                    let _ = t.join();
-                }
-                return Err(StartError::Threads(format!("the driver: {e}")));
-            }
-        }
-        Ok(Self { tx, threads: Mutex::new(threads) })
+        Ok(Self { shared, threads: Mutex::new(threads) })
     }
 
     /// A new peer with this priority. Dropping its last handle cancels its
     /// requests with [`CancelReason::PeerCancel`](weir::CancelReason::PeerCancel).
     ///
-    /// # Panics
-    /// When the driver thread is gone (it never exits before the downloader).
     #[must_use]
     pub fn peer(&self, priority: RequestPriority) -> PeerHandle {
-        let (tx, rx) = mpsc::channel();
-        let _ = self.tx.send(Input::Command(Command::AddPeer(priority, reply(tx))));
-        let id = rx.recv().expect("the driver is running");
-        PeerHandle::new(id, self.tx.clone())
+        let id = self.shared.with(|hub, _| hub.add_peer(priority));
+        PeerHandle::new(id, Arc::clone(&self.shared))
     }
 
     /// Every event of every peer.
     #[must_use]
     pub fn subscribe(&self) -> mpsc::Receiver<Event> {
-        handle::subscribe(&self.tx, None)
+        handle::subscribe(&self.shared, None)
     }
 
     /// Cancel everything ([`CancelReason::DownloaderShutdown`](weir::CancelReason::DownloaderShutdown)), stop and join
     /// every thread. Later fetches fail with [`weir::EnqueueError::ShutDown`] or
     /// [`FetchError::Gone`].
     pub fn shutdown(&self) {
-        let _ = self.tx.send(Input::Command(Command::Shutdown));
+        self.shared.stop();
         let threads: Vec<_> = self.threads.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
         for t in threads {
             let _ = t.join();

@@ -3,37 +3,47 @@
 //! decides everything; the transfer's reports go to the driver.
 
 use std::io::{self, Read};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, PoisonError};
 
 use ureq::Agent;
 use weir::{NetError, RequestMethod, Url};
 use weir_http::attempt::{End, DRAIN_LIMIT};
-use weir_http::{Input, Report, Transfer};
+use weir_http::{Report, Transfer};
 
 use crate::resets;
+use crate::shared::Shared;
 
 /// Read buffer per worker.
 const CHUNK: usize = 64 * 1024;
 
-/// The worker loop: take transfers until the job channel closes.
-pub(crate) fn run(jobs: &Mutex<Receiver<Transfer>>, reports: &Sender<Input>, config: &ureq::config::Config) {
+/// The worker loop: run transfers until the job channel closes. A
+/// transfer's end is reported to the hub, which may hand this worker its
+/// next transfer at once.
+pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, config: &ureq::config::Config) {
     let mut agent: Option<Agent> = None;
     let mut buf = vec![0u8; CHUNK];
+    let mut next = None;
     loop {
-        let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(mut t) = next else { return };
+        let mut t = match next.take() {
+            Some(t) => t,
+            None => match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
+                Ok(t) => t,
+                Err(_) => return,
+            },
+        };
         let a = agent.get_or_insert_with(|| new_agent(config)).clone();
         let stop = t.stop().clone();
         let hooked = a.clone();
         // Aborting shuts this agent down, which interrupts a blocked read.
         stop.on_stop(move || hooked.shutdown());
-        let result = if stop.is_stopped() { Ok(None) } else { transfer(&a, &mut t, reports, &mut buf) };
+        let result = if stop.is_stopped() { Ok(None) } else { transfer(&a, &mut t, shared, &mut buf) };
         if !stop.clear_hook() {
             // The agent was shut down: start the next transfer on a fresh one.
             agent = None;
         }
-        let _ = reports.send(Input::Report(t.done(result)));
+        let done = t.done(result);
+        next = shared.call(true, |hub, now| hub.report(done, now)).1;
     }
 }
 
@@ -44,16 +54,16 @@ fn new_agent(config: &ureq::config::Config) -> Agent {
     Agent::with_parts(config.clone(), connector, DefaultResolver::default())
 }
 
-fn send(reports: &Sender<Input>, report: Option<Report>) {
+fn send(shared: &Shared, report: Option<Report>) {
     if let Some(r) = report {
-        let _ = reports.send(Input::Report(r));
+        shared.with(|hub, now| hub.report(r, now));
     }
 }
 
 /// Run one attempt: bytes in and out of `t`, which makes every decision.
 /// `Ok(None)`: complete, or stopped (the hub ignores a stopped transfer's
 /// result); `Ok(Some(url))`: a redirect, for the scheduler to decide on.
-fn transfer(agent: &Agent, t: &mut Transfer, reports: &Sender<Input>, buf: &mut [u8]) -> Result<Option<Url>, NetError> {
+fn transfer(agent: &Agent, t: &mut Transfer, shared: &Shared, buf: &mut [u8]) -> Result<Option<Url>, NetError> {
     let Some(ask) = t.begin()? else { return Ok(None) };
     let mut req = match ask.method {
         RequestMethod::Get => agent.get(ask.url.as_str()),
@@ -106,13 +116,13 @@ fn transfer(agent: &Agent, t: &mut Transfer, reports: &Sender<Input>, buf: &mut 
             Err(e) => break End::Broken(map_io(&e)),
         };
         let (part, alive) = t.body(&buf[..n])?;
-        send(reports, alive);
+        send(shared, alive);
         if t.stop().is_stopped() {
             return Ok(None);
         }
         if !part.is_empty() {
             let due = t.write(part)?;
-            send(reports, due);
+            send(shared, due);
         }
     };
     t.end(end)?;
