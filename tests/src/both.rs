@@ -291,3 +291,67 @@ pub fn after_a_peer_is_dropped(
         }
     }
 }
+
+/// Start `slow` and `other` together; once `slow` delivered its first
+/// bytes, cancel it. Returns its outcome and how long it took to settle
+/// after the cancel (given up after 5 s), and `other`'s outcome.
+///
+/// # Panics
+/// When the downloader cannot start or a download is refused.
+pub fn cancel_one_of_two(
+    adapter: Adapter,
+    config: Config,
+    slow: Request,
+    other: Request,
+) -> (Option<Result<Response, FetchError>>, Duration, Result<Response, FetchError>) {
+    let limit = Duration::from_secs(5);
+    let first_byte = |e: &weir_http::Event, id| matches!(e.1, weir::DownloaderEvent::FirstByte { request_id, .. } if request_id == id);
+    match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let peer = dl.peer(RequestPriority::Low);
+            let events = peer.subscribe();
+            let mut s = peer.fetch(slow, weir_http::Sink::Memory).expect("accepted");
+            let o = peer.fetch(other, weir_http::Sink::Memory).expect("accepted");
+            let until = std::time::Instant::now() + limit;
+            while !events.try_iter().any(|e| first_byte(&e, s.id())) {
+                assert!(std::time::Instant::now() < until, "the slow transfer started");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let t = std::time::Instant::now();
+            s.cancel();
+            let out = s.wait_timeout(limit);
+            (out, t.elapsed(), o.wait())
+        }
+        Adapter::Async => {
+            let dl = weir_async::Downloader::spawn(config);
+            futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                let events = peer.subscribe();
+                let s = peer.fetch(slow, weir_http::Sink::Memory).await.expect("accepted");
+                let o = peer.fetch(other, weir_http::Sink::Memory).await.expect("accepted");
+                let until = std::time::Instant::now() + limit;
+                loop {
+                    let timeout = async {
+                        async_io::Timer::at(until).await;
+                        None
+                    };
+                    match futures_lite::future::or(async { events.recv().await.ok() }, timeout).await {
+                        Some(e) if first_byte(&e, s.id()) => break,
+                        Some(_) => {}
+                        None => panic!("the slow transfer started"),
+                    }
+                }
+                let t = std::time::Instant::now();
+                s.cancel();
+                let timeout = async {
+                    async_io::Timer::after(limit).await;
+                    None
+                };
+                let out = futures_lite::future::or(async { Some(s.await) }, timeout).await;
+                let elapsed = t.elapsed();
+                (out, elapsed, o.await)
+            })
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! complete exchanges give their connection back to the pool.
 
 use weir_http::{FetchError, Headers};
-use weir_tests::both::{run, run_with, Adapter, Into, ADAPTERS};
+use weir_tests::both::{cancel_one_of_two, run, run_with, Adapter, Into, ADAPTERS};
 use weir_tests::server::{content, FaultServer};
 use weir_tests::*;
 
@@ -429,4 +429,24 @@ fn expected_size_and_sha256_are_checked_before_a_download_completes() {
         assert!(std::fs::read(&dest).unwrap() == whole, "{adapter:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cancelling_one_transfer_stops_it_at_once_and_leaves_the_other_alone() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        // 2 kB every 3 s: once the first chunk is in, the transfer blocks in
+        // a read. Beside it, 40 kB at 400 kB/s on the same host.
+        let slow = Request::get(url(&server.url("/drip/200000/2000/3000")));
+        let other = Request::get(url(&server.url("/drip/40000/4000/10")));
+        let (cancelled, took, other) = cancel_one_of_two(adapter, Config::default(), slow, other);
+        assert_eq!(
+            cancelled,
+            Some(Err(FetchError::Cancelled(CancelReason::Explicit))),
+            "{adapter:?}: the cancelled download settles"
+        );
+        assert!(took < ms(1000), "{adapter:?}: it settled {took:?} after the cancel");
+        let other = other.unwrap_or_else(|e| panic!("{adapter:?}: the other download completes: {e}"));
+        assert_eq!(other.body.as_deref(), Some(&content(40000, 40000)[..]), "{adapter:?}: byte-exact");
+    }
 }

@@ -303,3 +303,35 @@ fn a_downloader_that_cannot_start_says_why_instead_of_panicking() {
     let most = Config { max_concurrent: MAX_WORKERS, ..Config::default() };
     assert!(Downloader::try_new(most, Options::default()).is_ok(), "the limit itself starts");
 }
+
+#[test]
+fn workers_and_downloaders_share_one_pool_and_an_abort_spares_it() {
+    let server = FaultServer::start();
+    let pool = weir_ureq::Pool::new(&weir_ureq::Options::default().agent);
+    let options = || weir_ureq::Options { pool: Some(pool.clone()), ..weir_ureq::Options::default() };
+    let one = Downloader::try_new(Config { max_concurrent: 4, ..cfg() }, options()).expect("a downloader");
+    let two = Downloader::try_new(Config { max_concurrent: 4, ..cfg() }, options()).expect("a downloader");
+    let (p1, p2) = (one.peer(RequestPriority::Low), two.peer(RequestPriority::Low));
+    // One at a time, alternating downloaders and so workers: one connection serves them all.
+    for i in 0..6 {
+        let peer = if i % 2 == 0 { &p1 } else { &p2 };
+        let got = peer.execute(get(&server.url("/file/3000"))).expect("complete");
+        assert_eq!(got.body.as_deref(), Some(&content(3000, 3000)[..]));
+    }
+    assert_eq!(server.connections(), 1, "every worker of both downloaders used the one pooled connection");
+    // Aborting a transfer drops its own connection only: the pooled one still serves.
+    let events = p1.subscribe();
+    let stalled = p1.fetch(get(&server.url("/drip/100000/1000/3000")), Sink::Memory).expect("accepted");
+    let id = stalled.id();
+    loop {
+        match events.recv_timeout(LIMIT) {
+            Ok((_, DownloaderEvent::FirstByte { request_id, .. })) if request_id == id => break,
+            Ok(_) => {}
+            Err(e) => panic!("the stalled transfer never delivered: {e}"),
+        }
+    }
+    drop(stalled);
+    let got = p2.execute(get(&server.url("/file/3000"))).expect("complete");
+    assert_eq!(got.bytes, 3000);
+    assert_eq!(server.connections(), 2, "the stalled transfer's own connection, and the pooled one reused");
+}

@@ -29,10 +29,12 @@
 //! * **One driver.** The driver thread is a shell around
 //!   [`weir_http::Hub`], which makes every decision: it hands each transfer
 //!   the download's sink, which comes back with the transfer's last report.
-//! * **Abort** is prompt: the hub raises the transfer's [`weir_http::Stop`],
-//!   whose hook shuts down the worker's `ureq` agent, which interrupts a
-//!   read blocked on the socket. The worker starts its next job on a fresh
-//!   agent.
+//! * **One pool.** Every worker uses the downloader's one `ureq` agent
+//!   ([`Pool`]), which downloaders may share.
+//! * **Abort** is prompt: the hub raises the transfer's [`weir_http::Stop`];
+//!   a read blocked on the socket waits in slices of 20 ms and gives up at
+//!   the next one, dropping that connection only. (A connect in progress
+//!   finishes or times out first.)
 //! * **Byte accounting.** The sink's count of delivered bytes is what the
 //!   next `Range` asks from. Bytes a worker wrote in the instant between the
 //!   scheduler's abort and the worker noticing it are in the sink (and so
@@ -44,8 +46,8 @@
 #![deny(missing_docs)]
 
 mod handle;
-mod resets;
 mod shared;
+mod watch;
 mod worker;
 
 use std::sync::mpsc;
@@ -100,14 +102,31 @@ impl From<ConfigError> for StartError {
     }
 }
 
+/// A `ureq` agent (one connection pool) built for weir: its connections
+/// tell a reset from the end of a body and stop promptly when weir aborts
+/// a transfer. Clone it to share one pool between downloaders.
+#[derive(Debug, Clone)]
+pub struct Pool(ureq::Agent);
+
+impl Pool {
+    /// A pool whose agent has this configuration (see [`Options::agent`]).
+    #[must_use]
+    pub fn new(config: &ureq::config::Config) -> Self {
+        Pool(worker::new_agent(config))
+    }
+}
+
 /// Options of the blocking adapter beyond the scheduler's [`Config`].
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The `ureq` configuration every worker's agent is built from. The
-    /// default keeps `ureq`'s defaults (proxy from the environment) but
-    /// leaves redirects and error statuses to weir, which reads
-    /// `Retry-After` and routes redirects through the scheduler.
+    /// The `ureq` configuration the downloader's agent is built from (unless
+    /// [`Options::pool`] is given). The default keeps `ureq`'s defaults
+    /// (proxy from the environment) and a 30 s connect timeout; weir judges
+    /// redirects and error statuses itself, reading `Retry-After` and
+    /// routing redirects through the scheduler.
     pub agent: ureq::config::Config,
+    /// Use this pool (shared with other downloaders) instead of a new one.
+    pub pool: Option<Pool>,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
     /// Headers every download sends unless it sets its own (see
@@ -125,6 +144,7 @@ impl Default for Options {
                 .build(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             headers: Headers::new(),
+            pool: None,
         }
     }
 }
@@ -153,9 +173,9 @@ impl Downloader {
         Self::try_new(config, Options::default()).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Start a downloader whose workers use agents configured like `agent`
-    /// (each worker builds its own from `agent.config()`, so that aborting
-    /// one transfer never disturbs another).
+    /// Start a downloader whose agent is configured like `agent` (weir
+    /// builds its own agent from `agent.config()`, with its connection
+    /// wrapper; see [`Pool`]).
     ///
     /// # Panics
     /// As [`Downloader::new`].
@@ -183,14 +203,15 @@ impl Downloader {
         let (job_tx, job_rx) = mpsc::channel::<Box<Transfer>>();
         let shared = Arc::new(Shared::new(hub, job_tx));
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let pool = options.pool.unwrap_or_else(|| Pool::new(&options.agent));
         let mut threads = Vec::with_capacity(workers + 1);
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
         for i in 0..=workers {
-            let (jobs, on, cfg) = (Arc::clone(&job_rx), Arc::clone(&shared), options.agent.clone());
+            let (jobs, on, agent) = (Arc::clone(&job_rx), Arc::clone(&shared), pool.0.clone());
             let spawned = if i == workers {
                 spawn("weir-timer".into(), Box::new(move || on.run_timer()))
             } else {
-                spawn(format!("weir-worker-{i}"), Box::new(move || worker::run(&on, &jobs, &cfg)))
+                spawn(format!("weir-worker-{i}"), Box::new(move || worker::run(&on, &jobs, &agent)))
             };
             match spawned {
                 Ok(t) => threads.push(t),

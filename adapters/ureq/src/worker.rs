@@ -1,6 +1,6 @@
-//! Worker threads: each runs one [`Transfer`] at a time with its own
-//! `ureq` agent and moves bytes between the socket and the transfer, which
-//! decides everything; the transfer's reports go to the driver.
+//! Worker threads: each runs one [`Transfer`] at a time on the
+//! downloader's `ureq` agent and moves bytes between the socket and the
+//! transfer, which decides everything; the reports go to the hub.
 
 use std::io::{self, Read};
 use std::sync::mpsc::Receiver;
@@ -11,8 +11,8 @@ use weir::{NetError, RequestMethod, Url};
 use weir_http::attempt::{End, DRAIN_LIMIT};
 use weir_http::{Report, Transfer};
 
-use crate::resets;
 use crate::shared::Shared;
+use crate::watch;
 
 /// Read buffer per worker.
 const CHUNK: usize = 64 * 1024;
@@ -20,8 +20,7 @@ const CHUNK: usize = 64 * 1024;
 /// The worker loop: run transfers until the job channel closes. A
 /// transfer's end is reported to the hub, which may hand this worker its
 /// next transfer at once.
-pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, config: &ureq::config::Config) {
-    let mut agent: Option<Agent> = None;
+pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, agent: &Agent) {
     let mut buf = vec![0u8; CHUNK];
     let mut next = None;
     loop {
@@ -32,25 +31,20 @@ pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, config
                 Err(_) => return,
             },
         };
-        let a = agent.get_or_insert_with(|| new_agent(config)).clone();
-        let stop = t.stop().clone();
-        let hooked = a.clone();
-        // Aborting shuts this agent down, which interrupts a blocked read.
-        stop.on_stop(move || hooked.shutdown());
-        let result = if stop.is_stopped() { Ok(None) } else { transfer(&a, &mut t, shared, &mut buf) };
-        if !stop.clear_hook() {
-            // The agent was shut down: start the next transfer on a fresh one.
-            agent = None;
-        }
+        // Reads on this thread give up once the hub stops this transfer.
+        watch::watch(Some(t.stop().clone()));
+        let result = if t.stop().is_stopped() { Ok(None) } else { transfer(agent, &mut t, shared, &mut buf) };
+        watch::watch(None);
         let done = t.done(result);
         next = shared.call(true, |hub, now| hub.report(done, now)).1;
     }
 }
 
-/// An agent whose connections note resets ([`resets`]).
-fn new_agent(config: &ureq::config::Config) -> Agent {
+/// An agent (one connection pool) whose connections note resets and stop
+/// on an abort ([`watch`]).
+pub(crate) fn new_agent(config: &ureq::config::Config) -> Agent {
     use ureq::unversioned::{resolver::DefaultResolver, transport::Connector, transport::DefaultConnector};
-    let connector = DefaultConnector::new().chain(resets::WatchResets);
+    let connector = DefaultConnector::new().chain(watch::Watch);
     Agent::with_parts(config.clone(), connector, DefaultResolver::default())
 }
 
@@ -89,7 +83,7 @@ fn transfer(agent: &Agent, t: &mut Transfer, shared: &Shared, buf: &mut [u8]) ->
         return Ok(Some(url));
     }
     let mut reader = resp.into_body().into_reader();
-    resets::clear();
+    watch::clear();
     let end = loop {
         if !t.wants_more() {
             // Read a short rest so the connection goes back to the pool; the
@@ -109,7 +103,7 @@ fn transfer(agent: &Agent, t: &mut Transfer, shared: &Shared, buf: &mut [u8]) ->
             break End::Clean;
         }
         let n = match reader.read(buf) {
-            Ok(0) if resets::broken() => break End::Broken(NetError::Reset("the connection broke off".into())),
+            Ok(0) if watch::broken() => break End::Broken(NetError::Reset("the connection broke off".into())),
             Ok(0) => break End::Clean,
             Ok(n) => n,
             Err(_) if t.stop().is_stopped() => return Ok(None),
