@@ -32,9 +32,11 @@
 //! * **One pool.** Every worker uses the downloader's one `ureq` agent
 //!   ([`Pool`]), which downloaders may share.
 //! * **Abort** is prompt: the hub raises the transfer's [`weir_http::Stop`];
-//!   a read blocked on the socket waits in slices of 20 ms and gives up at
+//!   a read blocked on the socket waits in slices of 10 ms and gives up at
 //!   the next one, dropping that connection only. (A connect in progress
-//!   finishes or times out first.)
+//!   finishes or times out first.) A quarter more workers than
+//!   `max_concurrent` (at least one) are spare, so the start that follows
+//!   an abort (a preemption) never waits for the aborted transfer to stop.
 //! * **Byte accounting.** The sink's count of delivered bytes is what the
 //!   next `Range` asks from. Bytes a worker wrote in the instant between the
 //!   scheduler's abort and the worker noticing it are in the sink (and so
@@ -193,12 +195,14 @@ impl Downloader {
     /// [`StartError::Threads`] when the system refuses a thread (those
     /// already started are stopped and joined first).
     pub fn try_new(config: Config, options: Options) -> Result<Self, StartError> {
-        let workers = config.max_concurrent;
-        if workers > MAX_WORKERS {
-            return Err(StartError::TooManyWorkers(workers));
+        if config.max_concurrent > MAX_WORKERS {
+            return Err(StartError::TooManyWorkers(config.max_concurrent));
         }
         let hub_options =
             HubOptions { headers: options.headers, memory_limit: options.memory_limit, async_writers: false };
+        // Spare workers: a start never waits for an aborted transfer to
+        // notice its stop (up to one read slice) before a worker is free.
+        let workers = config.max_concurrent + (config.max_concurrent / 4).max(1);
         let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
         let (job_tx, job_rx) = mpsc::channel::<Box<Transfer>>();
         let shared = Arc::new(Shared::new(hub, job_tx));

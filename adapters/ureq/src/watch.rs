@@ -23,7 +23,7 @@ use ureq::Error;
 use weir_http::Stop;
 
 /// Longest a read waits before it checks the transfer's stop.
-pub(crate) const SLICE: std::time::Duration = std::time::Duration::from_millis(20);
+pub(crate) const SLICE: std::time::Duration = std::time::Duration::from_millis(10);
 
 thread_local! {
     static BROKEN: Cell<bool> = const { Cell::new(false) };
