@@ -75,7 +75,7 @@ impl PeerHandle {
         self.fetch_all_with(vec![(req, sink, fetch.into())]).pop().unwrap_or(Err(EnqueueError::ShutDown))
     }
 
-    /// Schedule many downloads in one round trip to the driver: they are
+    /// Schedule many downloads in one call to the hub: they are
     /// enqueued together, so they are also scheduled together (a High one
     /// among them starts first). Results in input order.
     #[must_use]
@@ -128,9 +128,6 @@ impl PeerHandle {
     }
 
     /// Open a cancellation group (an epoch) for this peer.
-    ///
-    /// # Panics
-    /// When the driver thread is gone.
     #[must_use]
     pub fn new_group(&self) -> GroupId {
         let peer = self.inner.id;
@@ -168,7 +165,7 @@ pub struct Download {
 
 impl Download {
     /// Bytes in the sink now and the size it will have, when known: a
-    /// cheap read at any moment (no message to the driver).
+    /// cheap read at any moment (no call to the hub).
     #[must_use]
     pub fn progress(&self) -> Snapshot {
         self.progress.get()

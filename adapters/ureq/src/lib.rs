@@ -1,8 +1,10 @@
 //! # weir-ureq: weir for programs without an async runtime
 //!
-//! One driver thread owns the [`weir::Scheduler`] and runs its loop; a pool
-//! of `max_concurrent` worker threads performs the transfers with
-//! [`ureq`] 3. Handles talk to the driver over channels.
+//! The sans-IO driver, [`weir_http::Hub`] (which owns the
+//! [`weir::Scheduler`]), sits behind one lock. Handles call it directly; a
+//! pool of worker threads performs the transfers with [`ureq`] 3 and
+//! reports to it, a worker that finishes taking its own next transfer in
+//! the same call; a timer thread fires the scheduler's deadlines.
 //!
 //! ```no_run
 //! use weir::{Config, Request, RequestPriority, Url};
@@ -26,9 +28,9 @@
 //!   a writer sink fails: a completed download is one version, every byte
 //!   once. Redirects are followed by the attempt (at most 10, never from
 //!   https to http), not by `ureq`.
-//! * **One driver.** The driver thread is a shell around
-//!   [`weir_http::Hub`], which makes every decision: it hands each transfer
-//!   the download's sink, which comes back with the transfer's last report.
+//! * **No decision here.** The hub makes every decision: it hands each
+//!   transfer the download's sink, which comes back with the transfer's
+//!   last report.
 //! * **One pool.** Every worker uses the downloader's one `ureq` agent
 //!   ([`Pool`]), which downloaders may share.
 //! * **Abort** is prompt: the hub raises the transfer's [`weir_http::Stop`];
@@ -42,7 +44,7 @@
 //!   scheduler's abort and the worker noticing it are in the sink (and so
 //!   never fetched twice) but may be missing from the scheduler's
 //!   `bytes_transferred`.
-//! * **Threads.** [`Downloader`] joins its driver and every worker when it
+//! * **Threads.** [`Downloader`] joins its timer and every worker when it
 //!   is dropped or shut down; nothing is left behind.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
