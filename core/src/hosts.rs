@@ -1,7 +1,9 @@
 //! Interned hosts (host + port) with their running-transfer counts, for
-//! `max_per_host`.
+//! `max_per_host`, and their pauses (host health: a 429 or 503 with
+//! `Retry-After` holds new starts to the host until a deadline).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use slab::Slab;
 use url::Url;
@@ -14,6 +16,8 @@ struct Host {
     refs: usize,
     /// Transfers to this host running now.
     running: usize,
+    /// No new start to this host before this instant.
+    paused_until: Option<Instant>,
 }
 
 /// Interning table. A host lives while any live request refers to it, so the
@@ -24,6 +28,8 @@ pub(crate) struct Hosts {
     /// Host name → (port, id) pairs (usually one).
     by_name: BTreeMap<Box<str>, Vec<(u16, u32)>>,
     hosts: Slab<Host>,
+    /// The armed pauses, `(end, host)`, earliest first.
+    pauses: BTreeSet<(Instant, u32)>,
 }
 
 impl Hosts {
@@ -42,7 +48,7 @@ impl Hosts {
                 return h;
             }
         }
-        let h = self.hosts.insert(Host { name: name.into(), port, refs: 1, running: 0 }) as u32;
+        let h = self.hosts.insert(Host { name: name.into(), port, refs: 1, running: 0, paused_until: None }) as u32;
         self.by_name.entry(name.into()).or_default().push((port, h));
         h
     }
@@ -54,6 +60,10 @@ impl Hosts {
         if host.refs == 0 {
             debug_assert_eq!(host.running, 0);
             let host = self.hosts.remove(h as usize);
+            // Forgotten with the host: no live request points at it.
+            if let Some(at) = host.paused_until {
+                self.pauses.remove(&(at, h));
+            }
             if let Some(ports) = self.by_name.get_mut(&host.name) {
                 ports.retain(|&(p, _)| p != host.port);
                 if ports.is_empty() {
@@ -77,5 +87,46 @@ impl Hosts {
 
     pub(crate) fn len(&self) -> usize {
         self.hosts.len()
+    }
+
+    /// Hold new starts to `h` until `until` (a later pause than one already
+    /// armed replaces it; an earlier one changes nothing).
+    pub(crate) fn pause(&mut self, h: u32, until: Instant) {
+        let host = &mut self.hosts[h as usize];
+        if host.paused_until.is_some_and(|at| at >= until) {
+            return;
+        }
+        if let Some(at) = host.paused_until.replace(until) {
+            self.pauses.remove(&(at, h));
+        }
+        self.pauses.insert((until, h));
+    }
+
+    /// Whether new starts to `h` are held at `now`.
+    pub(crate) fn is_paused(&self, h: u32, now: Instant) -> bool {
+        self.hosts[h as usize].paused_until.is_some_and(|at| at > now)
+    }
+
+    /// When the pause of the host of `url` ends, if it is paused at `now`.
+    pub(crate) fn paused_until(&self, url: &Url, now: Instant) -> Option<Instant> {
+        let (name, port) = Self::key_of(url)?;
+        let &(_, h) = self.by_name.get(name)?.iter().find(|(p, _)| *p == port)?;
+        self.hosts[h as usize].paused_until.filter(|&at| at > now)
+    }
+
+    /// The earliest end of a pause.
+    pub(crate) fn next_resume(&self) -> Option<Instant> {
+        self.pauses.first().map(|&(at, _)| at)
+    }
+
+    /// End the pauses due at `now`.
+    pub(crate) fn resume_due(&mut self, now: Instant) {
+        while let Some(&(at, h)) = self.pauses.first() {
+            if at > now {
+                return;
+            }
+            self.pauses.pop_first();
+            self.hosts[h as usize].paused_until = None;
+        }
     }
 }

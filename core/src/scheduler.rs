@@ -575,13 +575,35 @@ impl Scheduler {
     /// retries remain; otherwise the request ends with `RequestFailed`. A
     /// failure after a bounded range was fully delivered completes the
     /// request instead. Ignored for a request that is not running.
+    ///
+    /// A `429` or `503` carrying `Retry-After` also pauses the request's host
+    /// (host health): no new start to it until `now + retry_after` (bounded
+    /// by `retry.max_retry_after`); requests to it are skipped like a full
+    /// host's and running transfers continue. See
+    /// [`Scheduler::host_paused_until`].
     pub fn on_failed(&mut self, id: RequestId, error: NetError, now: Instant) {
         let now = self.tick(now);
         let Some(key) = self.live_key(id) else { return };
         if self.reqs[key as usize].attempt().is_none() {
             return;
         }
+        if let NetError::Status { status: 429 | 503, retry_after: Some(d) } = &error {
+            let pause = (*d).min(self.cfg.retry.max_retry_after);
+            if let Some(until) = now.checked_add(pause).filter(|&t| t > now) {
+                self.hosts.pause(self.reqs[key as usize].host, until);
+            }
+        }
         self.attempt_failed(key, error, now, false);
+    }
+
+    /// Until when new starts to the host of `url` (host and port) are held
+    /// because it answered `429`/`503` with `Retry-After`; `None` when it is
+    /// not paused (or no live request points at it: a pause is forgotten
+    /// with the host).
+    #[must_use]
+    pub fn host_paused_until(&self, url: &Url) -> Option<Instant> {
+        let now = self.now?;
+        self.hosts.paused_until(url, now)
     }
 
     /// The running attempt ended with a redirect to `url` (absolute; the
@@ -633,9 +655,12 @@ impl Scheduler {
     }
 
     /// Fire every deadline due at `now`: `LoadSlow`, idle and hard timeouts,
-    /// ends of retry backoffs, ageing. Calling it early or twice is harmless.
+    /// ends of retry backoffs and host pauses, ageing. Calling it early or
+    /// twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
+        // Paused hosts whose pause ended: their requests start at the next poll.
+        self.hosts.resume_due(now);
         while let Some((at, kind, id)) = self.timers.pop_due(now) {
             let key = id.key() as u32;
             // The popped deadline is no longer armed: forget it first.
@@ -668,7 +693,10 @@ impl Scheduler {
     /// `None` when no timer is armed. O(log n).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let next = self.timers.next()?;
+        let next = match (self.timers.next(), self.hosts.next_resume()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         Some(match self.now {
             Some(now) if now > next => now,
             _ => next,
@@ -950,8 +978,11 @@ impl Scheduler {
         }
     }
 
+    /// Whether a request to `host` cannot start now: the host is at
+    /// `max_per_host`, or paused.
     fn host_full(&self, host: u32) -> bool {
         self.cfg.max_per_host.is_some_and(|max| self.hosts.running(host) >= max)
+            || self.now.is_some_and(|now| self.hosts.is_paused(host, now))
     }
 
     fn low_reserve_full(&self) -> bool {

@@ -101,6 +101,8 @@ pub struct Seen {
     pub if_range: Option<String>,
     /// Every header, names lower-cased.
     pub headers: HashMap<String, String>,
+    /// When the request's head was read.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -441,6 +443,7 @@ fn serve(stream: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
                 range: head.headers.get("range").cloned(),
                 if_range: head.headers.get("if-range").cloned(),
                 headers: head.headers.clone(),
+                at: std::time::Instant::now(),
             });
             let h = st.hits.entry(head.path.clone()).or_default();
             *h += 1;

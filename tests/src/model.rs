@@ -9,7 +9,7 @@
 //!
 //! [`Scheduler`]: weir::Scheduler
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU64;
 use std::time::Duration;
 
@@ -122,6 +122,8 @@ enum Kind {
     Hard,
     Backoff,
     Age,
+    /// The end of a host's pause (its `u64` is 0: hosts have no seq).
+    Resume,
 }
 
 /// The reference model.
@@ -143,6 +145,9 @@ pub struct Model {
     rng: u64,
     bandwidth: Option<f64>,
     shut_down: bool,
+    /// Host health: no new start to a host before its instant. Forgotten
+    /// when no live request points at the host (as the scheduler forgets it).
+    pauses: BTreeMap<(String, u16), Duration>,
 }
 
 fn slot(peer: RequestPriority, req: RequestPriority) -> usize {
@@ -167,6 +172,7 @@ impl Model {
             next_start: 0,
             bandwidth: None,
             shut_down: false,
+            pauses: BTreeMap::new(),
         }
     }
 
@@ -346,6 +352,7 @@ impl Model {
     fn end(&mut self, i: usize, e: DownloaderEvent) {
         self.emit(i, e);
         self.reqs.remove(i);
+        self.prune_pauses();
     }
 
     /// Change a request's priority.
@@ -445,8 +452,21 @@ impl Model {
     pub fn on_failed(&mut self, seq: u64, error: NetError, now: Duration) {
         let now = self.tick(now);
         if let Some(i) = self.idx(seq).filter(|&i| self.reqs[i].running()) {
+            if let NetError::Status { status: 429 | 503, retry_after: Some(d) } = &error {
+                let until = now + (*d).min(self.cfg.retry.max_retry_after);
+                if until > now {
+                    let at = self.pauses.entry(self.reqs[i].host.clone()).or_default();
+                    *at = (*at).max(until);
+                }
+            }
             self.failed(i, error, now, false);
         }
+    }
+
+    /// Forget the pauses of hosts no live request points at.
+    fn prune_pauses(&mut self) {
+        let reqs = &self.reqs;
+        self.pauses.retain(|h, _| reqs.iter().any(|r| &r.host == h));
     }
 
     /// A running request's attempt ended with a redirect (DESIGN: "Redirects
@@ -478,6 +498,7 @@ impl Model {
         r.redirects += 1;
         r.host = host.expect("checked above");
         r.url = url.clone();
+        self.prune_pauses();
         self.emit(i, DownloaderEvent::RequestRedirected { request_id: seq_id(seq), url });
         self.requeue(i, now);
     }
@@ -553,6 +574,7 @@ impl Model {
                 }
             }
         }
+        v.extend(self.pauses.values().map(|&at| (at, Kind::Resume, 0)));
         v
     }
 
@@ -567,6 +589,10 @@ impl Model {
         let now = self.tick(now);
         loop {
             let Some((at, kind, seq)) = self.deadlines().into_iter().filter(|d| d.0 <= now).min() else { return };
+            if kind == Kind::Resume {
+                self.pauses.retain(|_, end| *end > now);
+                continue;
+            }
             let i = self.idx(seq).expect("live");
             match kind {
                 Kind::Soft => {
@@ -581,6 +607,7 @@ impl Model {
                     self.reqs[i].state = MState::Queued { age: None };
                     self.change(i, RequestPriority::High, now);
                 }
+                Kind::Resume => unreachable!("handled above"),
             }
         }
     }
@@ -615,7 +642,7 @@ impl Model {
 
     fn host_full(&self, host: &(String, u16)) -> bool {
         let n = self.reqs.iter().filter(|r| r.running() && &r.host == host).count();
-        self.cfg.max_per_host.is_some_and(|m| n >= m)
+        self.cfg.max_per_host.is_some_and(|m| n >= m) || self.pauses.get(host).is_some_and(|&at| at > self.now)
     }
 
     fn slot_of(&self, r: &MReq) -> usize {
