@@ -3,6 +3,7 @@
 //! transfer, which decides everything; the reports go to the hub.
 
 use std::io::{self, Read};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, PoisonError};
 
@@ -33,7 +34,14 @@ pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, agent:
         };
         // Reads on this thread give up once the hub stops this transfer.
         watch::watch(Some(t.stop().clone()));
-        let result = if t.stop().is_stopped() { Ok(None) } else { transfer(agent, &mut t, shared, &mut buf) };
+        let result = if t.stop().is_stopped() {
+            Ok(None)
+        } else {
+            // A panic (in a caller's writer, say) fails this download; the
+            // sink still goes back, so the downloader never waits for it.
+            std::panic::catch_unwind(AssertUnwindSafe(|| transfer(agent, &mut t, shared, &mut buf)))
+                .unwrap_or_else(|_| Err(NetError::Sink("the transfer panicked".into())))
+        };
         watch::watch(None);
         let done = t.done(result);
         next = shared.call(true, |hub, now| hub.report(done, now)).1;
