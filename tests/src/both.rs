@@ -32,6 +32,20 @@ pub enum Into {
     Writer,
     /// A resumable partial file for this destination.
     Resumable(std::path::PathBuf),
+    /// A writer that panics at its first write.
+    Panicking,
+}
+
+/// A writer that panics at its first write.
+struct Panicking;
+
+impl Write for Panicking {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        panic!("a writer that panics (on purpose, in a test)")
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A writer the test can read back.
@@ -55,6 +69,7 @@ fn sink(into: Into, w: &Shared) -> weir_http::Sink {
         Into::File(p) => weir_http::Sink::File(p),
         Into::Writer => weir_http::Sink::Writer(Box::new(w.clone())),
         Into::Resumable(p) => weir_http::Sink::Resumable(p),
+        Into::Panicking => weir_http::Sink::Writer(Box::new(Panicking)),
     }
 }
 

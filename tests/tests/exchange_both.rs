@@ -450,3 +450,20 @@ fn cancelling_one_transfer_stops_it_at_once_and_leaves_the_other_alone() {
         assert_eq!(other.body.as_deref(), Some(&content(40000, 40000)[..]), "{adapter:?}: byte-exact");
     }
 }
+
+#[test]
+fn a_panicking_writer_fails_its_download_and_the_downloader_lives_on() {
+    let server = FaultServer::start();
+    for adapter in ADAPTERS {
+        let reqs = vec![
+            (Request::get(url(&server.url("/file/5000"))), Into::Panicking),
+            (Request::get(url(&server.url("/file/100"))), Into::Memory),
+        ];
+        let got = run(adapter, Config { max_concurrent: 1, ..cfg() }, reqs);
+        match &got[0].outcome {
+            Err(FetchError::Failed(NetError::Sink(why))) => assert!(why.contains("panicked"), "{adapter:?}: {why}"),
+            other => panic!("{adapter:?}: {other:?}"),
+        }
+        assert_eq!(got[1].outcome.as_ref().map(|r| r.bytes), Ok(100), "{adapter:?}: the next download runs");
+    }
+}

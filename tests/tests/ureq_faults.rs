@@ -335,34 +335,3 @@ fn workers_and_downloaders_share_one_pool_and_an_abort_spares_it() {
     assert_eq!(got.bytes, 3000);
     assert_eq!(server.connections(), 2, "the stalled transfer's own connection, and the pooled one reused");
 }
-
-/// A writer that panics on its first write.
-struct Panicky;
-
-impl std::io::Write for Panicky {
-    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-        panic!("a writer that panics (on purpose, in a test)")
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn a_panicking_writer_fails_its_download_and_shutdown_does_not_wait_for_it() {
-    let server = FaultServer::start();
-    let dl = Downloader::new(cfg());
-    let peer = dl.peer(RequestPriority::Low);
-    let mut d = peer.fetch(get(&server.url("/file/5000")), Sink::Writer(Box::new(Panicky))).expect("accepted");
-    match d.wait_timeout(LIMIT) {
-        Some(Err(FetchError::Failed(NetError::Sink(why)))) => assert!(why.contains("panicked"), "{why}"),
-        other => panic!("{other:?}"),
-    }
-    let ok = peer.execute(get(&server.url("/file/100"))).expect("the worker lives on");
-    assert_eq!(ok.bytes, 100);
-    let t = std::time::Instant::now();
-    drop(peer);
-    drop(dl);
-    assert!(t.elapsed() < Duration::from_secs(5), "shutdown took {:?}", t.elapsed());
-}

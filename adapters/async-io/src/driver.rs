@@ -1,12 +1,13 @@
 //! The driver future: the run loop of [`weir_http::Hub`] on an
 //! `async-channel`, an `async_io::Timer` and an executor of transfer tasks.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender, WeakSender};
 use async_executor::Executor;
-use futures_lite::{AsyncWriteExt, StreamExt};
+use futures_lite::{AsyncWriteExt, FutureExt, StreamExt};
 use weir::{NetError, Url};
 use weir_http::attempt::{End, DRAIN_LIMIT};
 use weir_http::{Action, Command, Hub, Input, Report, Transfer};
@@ -82,8 +83,16 @@ async fn run_transfer(transport: Arc<dyn Transport>, mut t: Transfer, reports: S
         let _ = stop_rx.recv().await;
         Ok(None)
     };
+    // A panic (in a caller's writer, say) fails this download; the sink
+    // still goes back, so the hub never waits for it.
+    let guarded = async {
+        AssertUnwindSafe(exchange(&*transport, &mut t, &reports))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(NetError::Sink("the transfer panicked".into())))
+    };
     // The stop is polled first: an abort wins over a ready chunk.
-    let result = futures_lite::future::or(stopped, exchange(&*transport, &mut t, &reports)).await;
+    let result = futures_lite::future::or(stopped, guarded).await;
     let _ = reports.try_send(Input::Report(t.done(result)));
 }
 
