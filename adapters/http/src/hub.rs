@@ -40,6 +40,7 @@ use crate::headers::Headers;
 use crate::outcome::{Event, Outcome};
 use crate::progress::Progress;
 use crate::sink::{Sink, SinkState};
+use crate::trace::Traced;
 use crate::transfer::{Finished, Report, Stop, Transfer};
 
 /// Where an answer goes: usually a send on the handle's reply channel.
@@ -195,7 +196,7 @@ impl Settlement {
 
 /// The sans-IO driver. See the [module docs](self).
 pub struct Hub {
-    sched: Scheduler,
+    sched: Traced,
     downloads: HashMap<RequestId, Download>,
     root_subs: Vec<Subscriber>,
     peer_subs: HashMap<PeerId, Vec<Subscriber>>,
@@ -225,7 +226,7 @@ impl Hub {
     #[must_use]
     pub fn new(sched: Scheduler, options: HubOptions) -> Self {
         Self {
-            sched,
+            sched: Traced::new(sched),
             downloads: HashMap::new(),
             root_subs: Vec::new(),
             peer_subs: HashMap::new(),
@@ -241,6 +242,14 @@ impl Hub {
     #[must_use]
     pub fn scheduler(&self) -> &Scheduler {
         &self.sched
+    }
+
+    /// Record every input of the scheduler from now on (feature `trace`;
+    /// see [`crate::trace`]). Start before the first command, so that the
+    /// trace replays from the beginning.
+    #[cfg(feature = "trace")]
+    pub fn record(&mut self, recorder: crate::trace::Recorder) {
+        self.sched.record(recorder);
     }
 
     /// Downloads not yet settled.

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`hub`] | the driver: the scheduler, live downloads, subscribers; builds transfers, settles downloads |
 //! | [`transfer`] | one attempt as it runs on a worker: the sink it holds, its stop signal, its reports |
+//! | [`trace`] | record every scheduler input as JSON lines (feature `trace`) and replay a trace |
 //! | [`attempt`] | one HTTP exchange: what to ask, the verdict on a head, the part of each chunk to write, complete or truncated |
 //! | [`sink`] | where bytes go (memory, a private temporary file, a resumable partial file, a writer) and their one byte count |
 //! | [`partial`] | the resumable partial file: `DEST.part`, its version in `DEST.part.meta`, its lock |
@@ -37,6 +38,7 @@ pub mod partial;
 pub mod progress;
 pub mod report;
 pub mod sink;
+pub mod trace;
 pub mod transfer;
 
 /// Default largest body a [`Sink::Memory`] accepts: 256 MiB.
