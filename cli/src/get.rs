@@ -69,6 +69,10 @@ pub struct GetOptions {
     /// Print nothing but failures.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Record what the scheduler saw (every input and output, timed) to
+    /// FILE, a trace `weir replay FILE` replays: a bug report.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 /// `--priority`.
@@ -223,7 +227,17 @@ pub fn get(opts: GetOptions) -> i32 {
         retry: RetryPolicy { max_retries: opts.retries, ..RetryPolicy::default() },
         ..Config::default()
     };
-    let dl = match Downloader::try_new(cfg, weir_ureq::Options { headers, ..weir_ureq::Options::default() }) {
+    let record = match &opts.record {
+        None => None,
+        Some(path) => match fs::File::create(path) {
+            Ok(f) => Some(weir_http::trace::RecordTo::file(f, true)),
+            Err(e) => {
+                eprintln!("weir: cannot create the trace {}: {e}", escape(&path.display().to_string()));
+                return 2;
+            }
+        },
+    };
+    let dl = match Downloader::try_new(cfg, weir_ureq::Options { headers, record, ..weir_ureq::Options::default() }) {
         Ok(dl) => Arc::new(dl),
         Err(e) => {
             eprintln!("weir: cannot start: {e}");

@@ -1,10 +1,12 @@
 //! `weir`: see weir work in a minute (`weir demo`), download real files
-//! (`weir get`), look at headers (`weir head`).
+//! (`weir get`), look at headers (`weir head`), replay a recorded run
+//! (`weir replay`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod demo;
 mod get;
+mod replay;
 mod ui;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,20 @@ enum Cmd {
         /// URLs to ask about.
         urls: Vec<String>,
     },
+    /// Replay a trace (`weir get --record FILE`) into a fresh scheduler and
+    /// print its outputs as JSON lines, or with --diff compare them with
+    /// the recorded ones.
+    ///
+    /// Exit codes: 0 replayed (with --diff: identical); 1 with --diff: the
+    /// outputs differ (the first difference is printed); 2 the trace cannot
+    /// be read (the line that is wrong is named).
+    Replay {
+        /// The trace file.
+        trace: std::path::PathBuf,
+        /// Compare with the outputs recorded in the trace.
+        #[arg(long)]
+        diff: bool,
+    },
 }
 
 fn main() {
@@ -55,6 +71,7 @@ fn main() {
         Cmd::Demo { events } => demo::demo(events),
         Cmd::Get(opts) => get::get(opts),
         Cmd::Head { urls } => get::head(&urls),
+        Cmd::Replay { trace, diff } => replay::replay(&trace, diff),
     };
     std::process::exit(code);
 }

@@ -410,3 +410,30 @@ fn checksums_from_the_flag_and_the_list_are_checked_and_a_mismatch_leaves_nothin
     assert_eq!(get_in(&dir, &["--checksum", &good], &two).status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_run_recorded_by_get_replays_identically_and_a_broken_trace_is_refused() {
+    let server = FaultServer::start();
+    let dir = tempdir("record");
+    let trace = dir.join("run.trace");
+    let urls: Vec<String> =
+        ["/file/3000", "/reset/20000/5000", "/status/503/1/0"].iter().map(|p| server.url(p)).collect();
+    let out = get_in(&dir, &["-q", "--record", trace.to_str().unwrap()], &urls);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = weir(&["replay", "--diff", trace.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("identical: "), "{}", text(&out.stdout));
+    let out = weir(&["replay", trace.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    assert!(lines.lines().count() > 10 && lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    // Cut in the middle of a line: refused, naming the line.
+    let bytes = std::fs::read(&trace).unwrap();
+    let cut = dir.join("cut.trace");
+    let at = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(4).map(|(i, _)| i).unwrap();
+    std::fs::write(&cut, &bytes[..at - 3]).unwrap();
+    let out = weir(&["replay", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("trace line 5"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -38,7 +38,7 @@ fn recorded_run() -> Vec<u8> {
     };
     let buf = Buf::default();
     let mut s = Scene::new(cfg.clone());
-    s.hub.record(Recorder::new(buf.clone(), &cfg, true).expect("a recorder"));
+    s.hub.record(Recorder::new(buf.clone(), &cfg, true));
     let player = s.peer(RequestPriority::High);
     let prefetch = s.peer(RequestPriority::Low);
     let seek = s.hub.new_group(player);
@@ -131,4 +131,87 @@ proptest! {
 
 thread_local! {
     static TRACE: Vec<u8> = recorded_run();
+}
+
+/// A real run of `adapter` against the fault server, recorded with its
+/// outputs into a file: a reset resumed, a 503, a seek cancelling a group,
+/// a priority change, completions.
+fn record_adapter_run(adapter: weir_tests::both::Adapter) -> Vec<u8> {
+    use weir_tests::both::Adapter;
+    let server = weir_tests::server::FaultServer::start();
+    let path = std::env::temp_dir().join(format!("weir-trace-{}-{adapter:?}.jsonl", std::process::id()));
+    let file = std::fs::File::create(&path).expect("a trace file");
+    let record = Some(weir_http::trace::RecordTo::file(file, true));
+    let cfg = Config {
+        max_concurrent: 2,
+        retry: RetryPolicy { base: ms(10), ..RetryPolicy::default() },
+        ..Config::default()
+    };
+    let urls = ["/reset/20000/5000", "/status/503/1/0", "/file/3000", "/file/4000"].map(|p| server.url(p));
+    let slow = server.url("/drip/40000/1000/20");
+    match adapter {
+        Adapter::Ureq => {
+            let options = weir_ureq::Options { record, ..weir_ureq::Options::default() };
+            let dl = weir_ureq::Downloader::try_new(cfg, options).expect("a downloader");
+            let peer = dl.peer(RequestPriority::High);
+            let seek = peer.new_group();
+            let slow: Vec<_> =
+                (0..2).map(|_| peer.fetch(get(&slow).group(seek), Sink::Memory).expect("accepted")).collect();
+            let rest: Vec<_> = urls.iter().map(|u| peer.fetch(get(u), Sink::Memory).expect("accepted")).collect();
+            rest[3].set_priority(RequestPriority::High);
+            peer.cancel_group(seek);
+            for d in rest {
+                d.wait().expect("complete");
+            }
+            for d in slow {
+                assert!(d.wait().is_err(), "cancelled by the seek");
+            }
+            drop(peer);
+            drop(dl);
+        }
+        Adapter::Async => {
+            let options = weir_async::Options { record, ..weir_async::Options::default() };
+            let transport = Arc::new(weir_async::HyperTransport::new());
+            let dl = weir_async::Downloader::try_spawn(cfg, transport, options).expect("a downloader");
+            futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::High).await;
+                let seek = peer.new_group().await;
+                let mut slow_ds = Vec::new();
+                for _ in 0..2 {
+                    slow_ds.push(peer.fetch(get(&slow).group(seek), Sink::Memory).await.expect("accepted"));
+                }
+                let mut rest = Vec::new();
+                for u in &urls {
+                    rest.push(peer.fetch(get(u), Sink::Memory).await.expect("accepted"));
+                }
+                rest[3].set_priority(RequestPriority::High);
+                peer.cancel_group(seek);
+                for d in rest {
+                    d.await.expect("complete");
+                }
+                for d in slow_ds {
+                    assert!(d.await.is_err(), "cancelled by the seek");
+                }
+            });
+            drop(dl);
+        }
+    }
+    let trace = std::fs::read(&path).expect("the trace");
+    let _ = std::fs::remove_file(&path);
+    trace
+}
+
+#[test]
+fn a_recorded_adapter_run_replays_to_the_same_outputs() {
+    for adapter in weir_tests::both::ADAPTERS {
+        let trace = record_adapter_run(adapter);
+        let replayed = replay(&trace[..]).unwrap_or_else(|e| panic!("{adapter:?}: {e}"));
+        assert!(replayed.outputs.len() > 30, "{adapter:?}: {} outputs", replayed.outputs.len());
+        assert_eq!(replayed.first_divergence(), None, "{adapter:?}");
+        assert_eq!(replayed.outputs, replayed.recorded, "{adapter:?}");
+        let text = String::from_utf8(trace).expect("JSON lines");
+        for op in ["\"failed\"", "\"cancel_group\"", "\"set_priority\"", "\"complete\""] {
+            assert!(text.contains(op), "{adapter:?}: the trace holds {op}");
+        }
+    }
 }

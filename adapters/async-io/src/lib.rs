@@ -94,11 +94,20 @@ pub struct Options {
     pub headers: Headers,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
+    /// Record every input of the scheduler to this trace (feature `trace`;
+    /// replay it with `weir_http::trace::replay` or `weir replay`).
+    #[cfg(feature = "trace")]
+    pub record: Option<weir_http::trace::RecordTo>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { headers: Headers::new(), memory_limit: MEMORY_LIMIT }
+        Self {
+            headers: Headers::new(),
+            memory_limit: MEMORY_LIMIT,
+            #[cfg(feature = "trace")]
+            record: None,
+        }
     }
 }
 
@@ -148,7 +157,14 @@ impl Downloader {
     ) -> Result<(Downloader, Driver), ConfigError> {
         let hub_options =
             HubOptions { headers: options.headers, memory_limit: options.memory_limit, async_writers: true };
-        let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
+        #[cfg(feature = "trace")]
+        let recorder = options.record.as_ref().map(|r| r.recorder(&config));
+        #[cfg_attr(not(feature = "trace"), allow(unused_mut))]
+        let mut hub = Hub::new(Scheduler::try_new(config)?, hub_options);
+        #[cfg(feature = "trace")]
+        if let Some(r) = recorder {
+            hub.record(r);
+        }
         let (tx, rx) = async_channel::unbounded();
         let driver = driver::run(hub, rx, tx.downgrade(), transport);
         Ok((Downloader { tx, thread: None }, Box::pin(driver)))

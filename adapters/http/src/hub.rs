@@ -416,9 +416,11 @@ impl Hub {
                     self.peer_subs.remove(&p);
                 }
                 if self.is_finished() {
-                    // Every event is out: the subscribers' streams end here.
+                    // Every event is out: the subscribers' streams end here,
+                    // and a trace is complete (flushed and closed).
                     self.root_subs.clear();
                     self.peer_subs.clear();
+                    self.sched.end_recording();
                 }
                 return None;
             };

@@ -169,6 +169,13 @@ impl Traced {
         self.rec = Some(rec);
     }
 
+    /// Stop recording: the trace is flushed and closed.
+    #[cfg_attr(not(feature = "trace"), allow(clippy::unused_self))]
+    pub(crate) fn end_recording(&mut self) {
+        #[cfg(feature = "trace")]
+        drop(self.rec.take());
+    }
+
     /// Note `op` (built only when recording) at `now` (`None`: the last time).
     #[cfg_attr(not(feature = "trace"), allow(unused_variables, clippy::unused_self))]
     fn note(&mut self, now: Option<Instant>, op: impl FnOnce() -> Op) {
@@ -276,11 +283,13 @@ impl Traced {
 }
 
 #[cfg(feature = "trace")]
-pub use record::{replay, Recorder, Replayed, TraceError};
+pub use record::{replay, RecordTo, Recorder, Replayed, TraceError};
 
 #[cfg(feature = "trace")]
 mod record {
+    use std::fs::File;
     use std::io::{self, BufRead, BufWriter, Write};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use serde::{Deserialize, Serialize};
@@ -322,15 +331,16 @@ mod record {
 
     impl Recorder {
         /// A recorder of a scheduler built with `config`, writing to `out`;
-        /// `outputs`: record the outputs too (for `--diff`).
-        ///
-        /// # Errors
-        /// Writing the header failed.
-        pub fn new(out: impl Write + Send + 'static, config: &Config, outputs: bool) -> io::Result<Self> {
-            let mut out = BufWriter::new(Box::new(out) as Box<dyn Write + Send>);
-            serde_json::to_writer(&mut out, &Header { weir_trace: FORMAT, config: config.clone() })?;
-            out.write_all(b"\n")?;
-            Ok(Self { out, start: None, last_ns: 0, outputs, error: None })
+        /// `outputs`: record the outputs too (for a diff). A failure to
+        /// write, even the header, is kept in [`Recorder::error`].
+        pub fn new(out: impl Write + Send + 'static, config: &Config, outputs: bool) -> Self {
+            let out = BufWriter::new(Box::new(out) as Box<dyn Write + Send>);
+            let mut r = Self { out, start: None, last_ns: 0, outputs, error: None };
+            let header = serde_json::to_writer(&mut r.out, &Header { weir_trace: FORMAT, config: config.clone() })
+                .map_err(io::Error::from)
+                .and_then(|()| r.out.write_all(b"\n"));
+            r.error = header.err();
+            r
         }
 
         /// The write error that stopped the recording, if any.
@@ -372,6 +382,42 @@ mod record {
     impl Drop for Recorder {
         fn drop(&mut self) {
             let _ = self.out.flush();
+        }
+    }
+
+    /// Where an adapter records its trace (its `Options::record`): a file
+    /// the caller opened, and whether outputs are recorded too. Cheap to
+    /// clone; the downloader writes through a shared handle.
+    #[derive(Debug, Clone)]
+    pub struct RecordTo {
+        file: Arc<File>,
+        outputs: bool,
+    }
+
+    /// Writes through a shared file handle (`&File` is a writer).
+    struct Shared(Arc<File>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            (&*self.0).write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            (&*self.0).flush()
+        }
+    }
+
+    impl RecordTo {
+        /// Record to `file` (opened for writing, e.g. `File::create`);
+        /// `outputs`: the outputs too.
+        #[must_use]
+        pub fn file(file: File, outputs: bool) -> Self {
+            Self { file: Arc::new(file), outputs }
+        }
+
+        /// The recorder of a downloader whose scheduler has `config`.
+        #[must_use]
+        pub fn recorder(&self, config: &Config) -> Recorder {
+            Recorder::new(Shared(Arc::clone(&self.file)), config, self.outputs)
         }
     }
 

@@ -131,6 +131,10 @@ pub struct Options {
     pub agent: ureq::config::Config,
     /// Use this pool (shared with other downloaders) instead of a new one.
     pub pool: Option<Pool>,
+    /// Record every input of the scheduler to this trace (feature `trace`;
+    /// replay it with `weir_http::trace::replay` or `weir replay`).
+    #[cfg(feature = "trace")]
+    pub record: Option<weir_http::trace::RecordTo>,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
     /// Headers every download sends unless it sets its own (see
@@ -149,6 +153,8 @@ impl Default for Options {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             headers: Headers::new(),
             pool: None,
+            #[cfg(feature = "trace")]
+            record: None,
         }
     }
 }
@@ -205,7 +211,14 @@ impl Downloader {
         // Spare workers: a start never waits for an aborted transfer to
         // notice its stop (up to one read slice) before a worker is free.
         let workers = config.max_concurrent + (config.max_concurrent / 4).max(1);
-        let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
+        #[cfg(feature = "trace")]
+        let recorder = options.record.as_ref().map(|r| r.recorder(&config));
+        #[cfg_attr(not(feature = "trace"), allow(unused_mut))]
+        let mut hub = Hub::new(Scheduler::try_new(config)?, hub_options);
+        #[cfg(feature = "trace")]
+        if let Some(r) = recorder {
+            hub.record(r);
+        }
         let (job_tx, job_rx) = mpsc::channel::<Box<Transfer>>();
         let shared = Arc::new(Shared::new(hub, job_tx));
         let job_rx = Arc::new(Mutex::new(job_rx));

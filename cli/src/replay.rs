@@ -1,0 +1,55 @@
+//! `weir replay`: feed a trace into a fresh scheduler (`weir_http::trace`).
+
+use std::io::BufReader;
+use std::path::Path;
+
+use weir_http::trace::replay as run;
+
+use crate::get::escape;
+
+/// Replay `path`; print the outputs, or with `diff` the first difference.
+pub fn replay(path: &Path, diff: bool) -> i32 {
+    let name = escape(&path.display().to_string());
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("weir: cannot open {name}: {e}");
+            return 2;
+        }
+    };
+    let replayed = match run(BufReader::new(file)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weir: {name}: {e}");
+            return 2;
+        }
+    };
+    let line = |at: std::time::Duration, out: &weir::Output| {
+        let out = serde_json::to_string(out).unwrap_or_else(|e| format!("\"unprintable: {e}\""));
+        format!("{{\"at\":{},\"out\":{out}}}", at.as_secs_f64())
+    };
+    if !diff {
+        for (at, out) in &replayed.outputs {
+            println!("{}", line(*at, out));
+        }
+        return 0;
+    }
+    if replayed.recorded.is_empty() {
+        eprintln!("weir: {name} holds no recorded outputs to compare with");
+        return 2;
+    }
+    match replayed.first_divergence() {
+        None => {
+            println!("identical: {} outputs", replayed.outputs.len());
+            0
+        }
+        Some(i) => {
+            let show =
+                |o: Option<&(std::time::Duration, weir::Output)>| o.map_or("(none)".to_owned(), |(at, o)| line(*at, o));
+            println!("the outputs differ at output {i}:");
+            println!("  replayed: {}", show(replayed.outputs.get(i)));
+            println!("  recorded: {}", show(replayed.recorded.get(i)));
+            1
+        }
+    }
+}
