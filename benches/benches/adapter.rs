@@ -56,7 +56,16 @@ fn plain_pool(urls: &[String]) -> Duration {
 
 /// The same through weir-ureq into a discarding writer.
 fn weir_pool(urls: &[String]) -> Duration {
-    let dl = Downloader::new(Config { max_concurrent: WORKERS, ..Config::default() });
+    weir_pool_recording(urls, false)
+}
+
+/// [`weir_pool`], recording a trace with outputs to a temporary file when `record`.
+fn weir_pool_recording(urls: &[String], record: bool) -> Duration {
+    let config = Config { max_concurrent: WORKERS, ..Config::default() };
+    let trace = std::env::temp_dir().join(format!("weir-bench-{}.trace", std::process::id()));
+    let record = record.then(|| weir_ureq::RecordTo::file(std::fs::File::create(&trace).expect("a trace file"), true));
+    let dl = Downloader::try_new(config, weir_ureq::Options { record, ..weir_ureq::Options::default() })
+        .expect("a downloader");
     let peer = dl.peer(RequestPriority::Low);
     let t = Instant::now();
     let items =
@@ -65,6 +74,7 @@ fn weir_pool(urls: &[String]) -> Duration {
     if std::env::var_os("WEIR_BENCH_DEBUG").is_some() {
         eprintln!("enqueued {} in {:?}", urls.len(), t.elapsed());
     }
+    let _ = std::fs::remove_file(&trace);
     if std::env::var_os("WEIR_BENCH_REVERSE").is_some() {
         for d in downloads.into_iter().rev() {
             d.wait().expect("download");
@@ -122,6 +132,7 @@ fn throughput(quick: bool) {
         ("64 KiB files", "s", n_small, 64 * 1024),
         ("4 MiB files", "b", n_big, 4 << 20),
     ];
+    let tiny_urls: Vec<String> = (0..n_tiny).map(|i| nginx.url(&format!("t{i}"))).collect();
     for (label, prefix, n, size) in workloads {
         let urls: Vec<String> = (0..n).map(|i| nginx.url(&format!("{prefix}{i}"))).collect();
         let (mut p, mut w, mut a) = (Vec::new(), Vec::new(), Vec::new());
@@ -142,6 +153,27 @@ fn throughput(quick: bool) {
             mbps(a) / mbps(p)
         );
     }
+    recording_overhead(&tiny_urls, rounds);
+}
+
+/// weir-ureq on the 4 KiB files with and without recording a trace (with
+/// outputs), alternating rounds.
+fn recording_overhead(urls: &[String], rounds: usize) {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        off.push(weir_pool_recording(urls, false));
+        on.push(weir_pool_recording(urls, true));
+    }
+    let (off, on) = (median(off), median(on));
+    println!("recording a trace, weir-ureq, {} × 4 KiB files, median of {rounds}", urls.len());
+    println!("| recording | time | / off |");
+    println!("|---|---|---|");
+    println!("| off | {:.0} ms | 1.000 |", off.as_secs_f64() * 1e3);
+    println!(
+        "| on (inputs and outputs) | {:.0} ms | {:.3} |",
+        on.as_secs_f64() * 1e3,
+        on.as_secs_f64() / off.as_secs_f64()
+    );
 }
 
 /// Arrival → first byte of a High request while 8 slow Low downloads run.

@@ -53,6 +53,9 @@ pub use handle::{Download, PeerHandle};
 pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
 pub use weir;
 use weir::{Config, ConfigError, RequestPriority, Scheduler};
+/// Where [`Options::record`] writes its trace (feature `trace`).
+#[cfg(feature = "trace")]
+pub use weir_http::trace::RecordTo;
 use weir_http::{Command, Hub, HubOptions, Input};
 pub use weir_http::{Event, Expect, Fetch, FetchError, HeaderError, Headers, Outcome, Progress, Response, Snapshot};
 

@@ -63,6 +63,9 @@ pub use handle::{Download, PeerHandle};
 use shared::Shared;
 pub use weir;
 use weir::{Config, ConfigError, RequestPriority, Scheduler};
+/// Where [`Options::record`] writes its trace (feature `trace`).
+#[cfg(feature = "trace")]
+pub use weir_http::trace::RecordTo;
 pub use weir_http::{
     content_range, retry_after, ContentRange, Event, Expect, Fetch, FetchError, HeaderError, Headers, Outcome,
     Progress, Response, Sink, Snapshot, DEFAULT_MEMORY_LIMIT,
