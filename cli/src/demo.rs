@@ -25,7 +25,14 @@ fn fetch(peer: &weir_ureq::PeerHandle, bars: &Bars, url: &str, req: Request, lab
 }
 
 /// Run the demo; returns the exit code.
-pub fn demo(events: bool) -> i32 {
+pub fn demo(events: bool, record: Option<&std::path::Path>) -> i32 {
+    let record = match record.map(std::fs::File::create).transpose() {
+        Ok(f) => f.map(|f| weir_ureq::RecordTo::file(f, true)),
+        Err(e) => {
+            eprintln!("weir: cannot create the trace: {e}");
+            return 2;
+        }
+    };
     let server = FaultServer::start();
     let t0 = Instant::now();
     let cfg = Config {
@@ -36,7 +43,13 @@ pub fn demo(events: bool) -> i32 {
         retry: RetryPolicy { base: Duration::from_millis(100), ..RetryPolicy::default() },
         ..Config::default()
     };
-    let dl = Downloader::new(cfg);
+    let dl = match Downloader::try_new(cfg, weir_ureq::Options { record, ..weir_ureq::Options::default() }) {
+        Ok(dl) => dl,
+        Err(e) => {
+            eprintln!("weir: cannot start: {e}");
+            return 1;
+        }
+    };
     let all = dl.subscribe();
     let player = dl.peer(RequestPriority::High);
     let background = dl.peer(RequestPriority::Low);

@@ -27,6 +27,9 @@ enum Cmd {
         /// Print the event stream as JSON lines instead.
         #[arg(long)]
         events: bool,
+        /// Record what the scheduler saw to FILE (see `weir replay`).
+        #[arg(long, value_name = "FILE")]
+        record: Option<std::path::PathBuf>,
     },
     /// Download URLs into a directory, resuming partial files of earlier runs.
     ///
@@ -68,7 +71,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Demo { events } => demo::demo(events),
+        Cmd::Demo { events, record } => demo::demo(events, record.as_deref()),
         Cmd::Get(opts) => get::get(opts),
         Cmd::Head { urls } => get::head(&urls),
         Cmd::Replay { trace, diff } => replay::replay(&trace, diff),

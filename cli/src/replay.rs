@@ -49,6 +49,10 @@ pub fn replay(path: &Path, diff: bool) -> i32 {
             println!("the outputs differ at output {i}:");
             println!("  replayed: {}", show(replayed.outputs.get(i)));
             println!("  recorded: {}", show(replayed.recorded.get(i)));
+            if let Some(&n) = replayed.after_line.get(i) {
+                let text = std::fs::read_to_string(path).ok().and_then(|t| t.lines().nth(n - 1).map(str::to_owned));
+                println!("  after the input on trace line {n}: {}", escape(&text.unwrap_or_default()));
+            }
             1
         }
     }

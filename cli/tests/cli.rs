@@ -22,8 +22,12 @@ fn tempdir(tag: &str) -> PathBuf {
 
 #[test]
 fn demo_runs_and_prints_the_summary() {
-    let out = weir(&["demo"]);
+    let dir = tempdir("demo");
+    let trace = dir.join("demo.trace");
+    let out = weir(&["demo", "--record", trace.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let replayed = weir(&["replay", "--diff", trace.to_str().unwrap()]);
+    assert!(text(&replayed.stdout).starts_with("identical: "), "{}{}", text(&replayed.stdout), text(&replayed.stderr));
     let s = text(&out.stdout);
     assert!(s.contains("weir demo finished"), "{s}");
     for word in ["peer", "wait p50", "player", "background", "High", "Low"] {

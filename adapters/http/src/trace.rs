@@ -445,6 +445,10 @@ mod record {
     pub struct Replayed {
         /// The outputs of the replay.
         pub outputs: Vec<(Duration, Output)>,
+        /// For each output of the replay, the trace line (1-based) of the
+        /// last input before the drain that produced it: where to look
+        /// when it differs.
+        pub after_line: Vec<usize>,
         /// The outputs in the trace.
         pub recorded: Vec<(Duration, Output)>,
     }
@@ -481,7 +485,8 @@ mod record {
         }
         let mut sched = Scheduler::try_new(header.config).map_err(|e| err(1, e.to_string()))?;
         let base = Instant::now();
-        let mut replayed = Replayed { outputs: Vec::new(), recorded: Vec::new() };
+        let mut replayed = Replayed { outputs: Vec::new(), after_line: Vec::new(), recorded: Vec::new() };
+        let mut last_input = 1;
         for (i, line) in lines.enumerate() {
             let n = i + 2;
             let line = line.map_err(|e| err(n, e.to_string()))?;
@@ -492,7 +497,14 @@ mod record {
             let at = Duration::from_nanos(line.at_ns);
             let now = base.checked_add(at).ok_or_else(|| err(n, "a time beyond the clock's range".into()))?;
             match (line.op, line.out) {
-                (Some(op), None) => replayed.outputs.extend(op.apply(&mut sched, now).into_iter().map(|o| (at, o))),
+                (Some(op), None) => {
+                    if op != Op::Drain {
+                        last_input = n;
+                    }
+                    let outs = op.apply(&mut sched, now);
+                    replayed.after_line.extend(std::iter::repeat_n(last_input, outs.len()));
+                    replayed.outputs.extend(outs.into_iter().map(|o| (at, o)));
+                }
                 (None, Some(out)) => replayed.recorded.push((at, out)),
                 _ => return Err(err(n, "a line holds one \"op\" or one \"out\"".into())),
             }
