@@ -32,6 +32,7 @@ pub fn replay(path: &Path, diff: bool) -> i32 {
         for (at, out) in &replayed.outputs {
             println!("{}", line(*at, out));
         }
+        summary(&replayed.outputs);
         return 0;
     }
     if replayed.recorded.is_empty() {
@@ -55,5 +56,52 @@ pub fn replay(path: &Path, diff: bool) -> i32 {
             }
             1
         }
+    }
+}
+
+/// Per peer, on stderr: requests, how they ended, bytes, retries.
+fn summary(outputs: &[(std::time::Duration, weir::Output)]) {
+    use std::collections::BTreeMap;
+    use weir::{DownloaderEvent as E, Output};
+    #[derive(Default)]
+    struct Peer {
+        requests: usize,
+        completed: usize,
+        failed: usize,
+        cancelled: usize,
+        retries: usize,
+        bytes: u64,
+    }
+    let mut peers: BTreeMap<weir::PeerId, Peer> = BTreeMap::new();
+    for (_, out) in outputs {
+        let Output::Event(peer, e) = out else { continue };
+        let p = peers.entry(*peer).or_default();
+        match e {
+            E::RequestEnqueued { .. } => p.requests += 1,
+            E::RequestRetrying { .. } => p.retries += 1,
+            E::RequestCompleted { bytes_transferred, .. } => {
+                p.completed += 1;
+                p.bytes += bytes_transferred;
+            }
+            E::RequestFailed { .. } => p.failed += 1,
+            E::RequestCancelled { bytes_transferred, .. } => {
+                p.cancelled += 1;
+                p.bytes += bytes_transferred;
+            }
+            _ => {}
+        }
+    }
+    eprintln!("peer        requests  completed  failed  cancelled  retries  bytes");
+    for (id, p) in &peers {
+        eprintln!(
+            "{:<10}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {}",
+            id.to_string(),
+            p.requests,
+            p.completed,
+            p.failed,
+            p.cancelled,
+            p.retries,
+            p.bytes
+        );
     }
 }

@@ -431,6 +431,8 @@ fn a_run_recorded_by_get_replays_identically_and_a_broken_trace_is_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines = text(&out.stdout);
     assert!(lines.lines().count() > 10 && lines.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    let summary = text(&out.stderr);
+    assert!(summary.contains("completed") && summary.contains("peer#"), "a summary per peer: {summary}");
     // Cut in the middle of a line: refused, naming the line.
     let bytes = std::fs::read(&trace).unwrap();
     let cut = dir.join("cut.trace");

@@ -135,8 +135,9 @@ thread_local! {
 }
 
 /// A real run of `adapter` against the fault server, recorded with its
-/// outputs into a file: a reset resumed, a 503, a seek cancelling a group,
-/// a priority change, completions.
+/// outputs into a file: a reset resumed, a 503, a stall ended by the idle
+/// timeout and resumed, a seek cancelling a group, a priority change,
+/// completions.
 fn record_adapter_run(adapter: weir_tests::both::Adapter) -> Vec<u8> {
     use weir_tests::both::Adapter;
     let server = weir_tests::server::FaultServer::start();
@@ -145,10 +146,11 @@ fn record_adapter_run(adapter: weir_tests::both::Adapter) -> Vec<u8> {
     let record = Some(weir_http::trace::RecordTo::file(file, true));
     let cfg = Config {
         max_concurrent: 2,
+        idle_timeout: Some(ms(300)),
         retry: RetryPolicy { base: ms(10), ..RetryPolicy::default() },
         ..Config::default()
     };
-    let urls = ["/reset/20000/5000", "/status/503/1/0", "/file/3000", "/file/4000"].map(|p| server.url(p));
+    let urls = ["/reset/20000/5000", "/status/503/1/0", "/stall/10000/2000", "/file/4000"].map(|p| server.url(p));
     let slow = server.url("/drip/40000/1000/20");
     match adapter {
         Adapter::Ureq => {
@@ -210,8 +212,12 @@ fn a_recorded_adapter_run_replays_to_the_same_outputs() {
         assert!(replayed.outputs.len() > 30, "{adapter:?}: {} outputs", replayed.outputs.len());
         assert_eq!(replayed.first_divergence(), None, "{adapter:?}");
         assert_eq!(replayed.outputs, replayed.recorded, "{adapter:?}");
+        let idle = replayed.outputs.iter().any(|(_, o)| {
+            matches!(o, Output::Event(_, DownloaderEvent::RequestRetrying { error: NetError::Timeout, .. }))
+        });
+        assert!(idle, "{adapter:?}: the stall ended in an idle timeout and a retry");
         let text = String::from_utf8(trace).expect("JSON lines");
-        for op in ["\"failed\"", "\"cancel_group\"", "\"set_priority\"", "\"complete\""] {
+        for op in ["\"failed\"", "\"cancel_group\"", "\"set_priority\"", "\"complete\"", "\"timeout\""] {
             assert!(text.contains(op), "{adapter:?}: the trace holds {op}");
         }
     }
