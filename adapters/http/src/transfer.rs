@@ -65,12 +65,6 @@ impl Stop {
         }
     }
 
-    /// Remove the hook; `false` when it already ran (the transfer was stopped).
-    pub fn clear_hook(&self) -> bool {
-        let mut slot = self.0.hook.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.take().is_some() || !self.is_stopped()
-    }
-
     /// Abort: raise the flag and run the hook.
     pub(crate) fn stop(&self) {
         let hook = {
@@ -293,5 +287,34 @@ impl Transfer {
     pub fn done(mut self, result: Result<Option<Url>, NetError>) -> Report {
         let unreported = self.pace.take().unwrap_or(0);
         Report::Done(Box::new(Finished { id: self.id, attempt: self.attempt_no, sink: self.sink, unreported, result }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::Stop;
+
+    #[test]
+    fn a_hook_runs_once_when_stopped_or_at_once_when_already_stopped() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let stop = Stop::default();
+        let r = Arc::clone(&runs);
+        stop.on_stop(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "not before the stop");
+        assert!(!stop.is_stopped());
+        stop.clone().stop();
+        assert!(stop.is_stopped(), "clones share the flag");
+        stop.stop();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "once, however often it is stopped");
+        let r = Arc::clone(&runs);
+        stop.on_stop(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "a hook set after the stop runs at once");
     }
 }
