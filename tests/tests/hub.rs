@@ -12,6 +12,16 @@ fn cfg(n: usize) -> Config {
     Config { max_concurrent: n, ..quiet(n) }
 }
 
+/// One slot; an attempt idle for 100 ms is aborted and re-queued with no
+/// backoff, so its next start comes while the old transfer holds the sink.
+fn idle_then_retry_at_once() -> Config {
+    Config {
+        idle_timeout: Some(ms(100)),
+        retry: RetryPolicy { base: Duration::ZERO, jitter: false, ..quiet(1).retry },
+        ..cfg(1)
+    }
+}
+
 #[test]
 fn a_start_is_one_transfer_that_takes_the_sink_and_brings_it_back() {
     let mut s = Scene::new(cfg(1));
@@ -56,12 +66,7 @@ fn a_cancelled_download_settles_when_its_sink_is_back_and_leaves_no_file() {
 
 #[test]
 fn a_start_while_the_sink_is_out_waits_for_it_then_resumes_where_the_sink_ends() {
-    let c = Config {
-        idle_timeout: Some(ms(100)),
-        retry: RetryPolicy { base: Duration::ZERO, jitter: false, ..quiet(1).retry },
-        ..cfg(1)
-    };
-    let mut s = Scene::new(c);
+    let mut s = Scene::new(idle_then_retry_at_once());
     let p = s.peer(RequestPriority::Low);
     let k = s.fetch(p, get("http://h.test/5000"), Sink::Memory);
     let id = s.id(k);
@@ -92,12 +97,7 @@ fn a_start_while_the_sink_is_out_waits_for_it_then_resumes_where_the_sink_ends()
 
 #[test]
 fn a_start_aborted_before_the_sink_came_back_is_still_one_transfer() {
-    let c = Config {
-        idle_timeout: Some(ms(100)),
-        retry: RetryPolicy { base: Duration::ZERO, jitter: false, ..quiet(1).retry },
-        ..cfg(1)
-    };
-    let mut s = Scene::new(c);
+    let mut s = Scene::new(idle_then_retry_at_once());
     let p = s.peer(RequestPriority::Low);
     let k = s.fetch(p, get("http://h.test/5000"), Sink::Memory);
     let id = s.id(k);

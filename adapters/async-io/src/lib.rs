@@ -158,16 +158,14 @@ impl Downloader {
         transport: Arc<dyn Transport>,
         options: Options,
     ) -> Result<(Downloader, Driver), ConfigError> {
-        let hub_options =
-            HubOptions { headers: options.headers, memory_limit: options.memory_limit, async_writers: true };
-        #[cfg(feature = "trace")]
-        let recorder = options.record.as_ref().map(|r| r.recorder(&config));
-        #[cfg_attr(not(feature = "trace"), allow(unused_mut))]
-        let mut hub = Hub::new(Scheduler::try_new(config)?, hub_options);
-        #[cfg(feature = "trace")]
-        if let Some(r) = recorder {
-            hub.record(r);
-        }
+        let hub_options = HubOptions {
+            headers: options.headers,
+            memory_limit: options.memory_limit,
+            async_writers: true,
+            #[cfg(feature = "trace")]
+            record: options.record,
+        };
+        let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
         let (tx, rx) = async_channel::unbounded();
         let driver = driver::run(hub, rx, tx.downgrade(), transport);
         Ok((Downloader { tx, thread: None }, Box::pin(driver)))

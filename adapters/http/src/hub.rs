@@ -114,11 +114,21 @@ pub struct HubOptions {
     /// Whether the adapter writes [`Sink::AsyncWriter`] sinks (the blocking
     /// one cannot: such a download fails with a clear error).
     pub async_writers: bool,
+    /// Record every input of the scheduler from the start (feature `trace`;
+    /// see [`crate::trace`]).
+    #[cfg(feature = "trace")]
+    pub record: Option<crate::trace::RecordTo>,
 }
 
 impl Default for HubOptions {
     fn default() -> Self {
-        Self { headers: Headers::new(), memory_limit: crate::DEFAULT_MEMORY_LIMIT, async_writers: false }
+        Self {
+            headers: Headers::new(),
+            memory_limit: crate::DEFAULT_MEMORY_LIMIT,
+            async_writers: false,
+            #[cfg(feature = "trace")]
+            record: None,
+        }
     }
 }
 
@@ -225,8 +235,15 @@ impl Hub {
     /// A hub driving `sched`.
     #[must_use]
     pub fn new(sched: Scheduler, options: HubOptions) -> Self {
+        #[cfg_attr(not(feature = "trace"), allow(unused_mut))]
+        let mut sched = Traced::new(sched);
+        #[cfg(feature = "trace")]
+        if let Some(to) = &options.record {
+            let recorder = to.recorder(sched.config());
+            sched.record(recorder);
+        }
         Self {
-            sched: Traced::new(sched),
+            sched,
             downloads: HashMap::new(),
             root_subs: Vec::new(),
             peer_subs: HashMap::new(),

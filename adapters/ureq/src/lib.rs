@@ -209,19 +209,17 @@ impl Downloader {
         if config.max_concurrent > MAX_WORKERS {
             return Err(StartError::TooManyWorkers(config.max_concurrent));
         }
-        let hub_options =
-            HubOptions { headers: options.headers, memory_limit: options.memory_limit, async_writers: false };
+        let hub_options = HubOptions {
+            headers: options.headers,
+            memory_limit: options.memory_limit,
+            async_writers: false,
+            #[cfg(feature = "trace")]
+            record: options.record,
+        };
         // Spare workers: a start never waits for an aborted transfer to
         // notice its stop (up to one read slice) before a worker is free.
         let workers = config.max_concurrent + (config.max_concurrent / 4).max(1);
-        #[cfg(feature = "trace")]
-        let recorder = options.record.as_ref().map(|r| r.recorder(&config));
-        #[cfg_attr(not(feature = "trace"), allow(unused_mut))]
-        let mut hub = Hub::new(Scheduler::try_new(config)?, hub_options);
-        #[cfg(feature = "trace")]
-        if let Some(r) = recorder {
-            hub.record(r);
-        }
+        let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
         let (job_tx, job_rx) = mpsc::channel::<Box<Transfer>>();
         let shared = Arc::new(Shared::new(hub, job_tx));
         let job_rx = Arc::new(Mutex::new(job_rx));
