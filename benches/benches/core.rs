@@ -253,5 +253,220 @@ fn bench_priority_queue(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_weir, bench_priority_queue);
+/// The steady-state cycle (issue #15's probe): 8 peers (half High), 64
+/// hosts, ~68-character URLs, a fifth of the requests High,
+/// `max_concurrent` 8, soft and idle timeouts on. One cycle = `on_bytes` +
+/// `on_complete` of the oldest running request + `enqueue` of a new one +
+/// draining the outputs (which starts one). Separately, `set_priority` +
+/// `cancel` of queued requests picked at random (so from the middle). The
+/// baseline is [`weir_benches::naive::Naive`], the same contract on one
+/// scanned `Vec`, in the same run. The caller's URLs are parsed once up
+/// front; each enqueue clones one, in both.
+mod cycle {
+    use super::*;
+    use weir_benches::naive::Naive;
+
+    pub const DEPTHS: [usize; 2] = [1_000, 1_000_000];
+
+    pub fn urls() -> Vec<Url> {
+        (0..4096)
+            .map(|i| {
+                let s =
+                    format!("https://cdn{}.media.example.com/segments/track-{:04}/seg-{:08}.m4s", i % 64, i % 997, i);
+                Url::parse(&s).expect("url")
+            })
+            .collect()
+    }
+
+    pub fn prio(i: usize) -> RequestPriority {
+        if i.is_multiple_of(5) {
+            RequestPriority::High
+        } else {
+            RequestPriority::Low
+        }
+    }
+
+    pub fn config() -> Config {
+        Config {
+            max_concurrent: 8,
+            soft_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(30)),
+            ..Config::default()
+        }
+    }
+
+    /// The scheduler under test, or the naive one, behind the same calls.
+    pub trait Sched {
+        fn enqueue(&mut self, i: usize, url: Url, now: Instant) -> RequestId;
+        fn bytes_then_complete(&mut self, id: RequestId, now: Instant);
+        fn set_priority(&mut self, id: RequestId, p: RequestPriority, now: Instant);
+        fn cancel(&mut self, id: RequestId, now: Instant);
+        /// Drain the outputs; returns the started ids.
+        fn drain(&mut self, started: &mut VecDeque<RequestId>);
+    }
+
+    pub struct Weir(pub Scheduler, pub Vec<PeerId>);
+    impl Sched for Weir {
+        fn enqueue(&mut self, i: usize, url: Url, now: Instant) -> RequestId {
+            self.0.enqueue(self.1[i % 8], Request::get(url).priority(prio(i)), now).expect("accepted")
+        }
+        fn bytes_then_complete(&mut self, id: RequestId, now: Instant) {
+            self.0.on_bytes(id, 64 * 1024, now);
+            self.0.on_complete(id, now);
+        }
+        fn set_priority(&mut self, id: RequestId, p: RequestPriority, now: Instant) {
+            self.0.set_priority(id, p, now);
+        }
+        fn cancel(&mut self, id: RequestId, now: Instant) {
+            self.0.cancel(id, now);
+        }
+        fn drain(&mut self, started: &mut VecDeque<RequestId>) {
+            while let Some(o) = self.0.poll_output() {
+                if let Output::Start(c) = o {
+                    started.push_back(c.id);
+                }
+            }
+        }
+    }
+
+    impl Sched for Naive {
+        fn enqueue(&mut self, i: usize, url: Url, now: Instant) -> RequestId {
+            Naive::enqueue(self, i % 8, Request::get(url).priority(prio(i)), now)
+        }
+        fn bytes_then_complete(&mut self, id: RequestId, now: Instant) {
+            self.on_bytes(id, 64 * 1024, now);
+            self.on_complete(id, now);
+        }
+        fn set_priority(&mut self, id: RequestId, p: RequestPriority, _now: Instant) {
+            Naive::set_priority(self, id, p);
+        }
+        fn cancel(&mut self, id: RequestId, _now: Instant) {
+            Naive::cancel(self, id);
+        }
+        fn drain(&mut self, started: &mut VecDeque<RequestId>) {
+            while let Some(o) = self.poll_output() {
+                if let Output::Start(c) = o {
+                    started.push_back(c.id);
+                }
+            }
+        }
+    }
+
+    pub fn weir() -> Weir {
+        let mut s = Scheduler::new(config());
+        let peers =
+            (0..8).map(|p| s.add_peer(if p % 2 == 0 { RequestPriority::High } else { RequestPriority::Low })).collect();
+        Weir(s, peers)
+    }
+
+    pub fn naive() -> Naive {
+        // Peer ids to publish on, from a scheduler (they have no public constructor).
+        let mut ids = Scheduler::new(config());
+        let peers = (0..8)
+            .map(|p| {
+                let pr = if p % 2 == 0 { RequestPriority::High } else { RequestPriority::Low };
+                (ids.add_peer(pr), pr)
+            })
+            .collect();
+        Naive::new(peers, 8, Duration::from_secs(10), Duration::from_secs(30))
+    }
+
+    pub fn run<S: Sched>(c: &mut Criterion, name: &str, make: fn() -> S) {
+        let mut g = c.benchmark_group(format!("cycle_{name}"));
+        g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+        let urls = urls();
+        for depth in DEPTHS {
+            let now = Instant::now();
+            // Fill a scheduler to `depth` queued; returns the queued ids
+            // with their priorities and the running ones.
+            let fill = |s: &mut S| {
+                let mut queued = Vec::with_capacity(depth);
+                let mut running = VecDeque::new();
+                for i in 0..depth + 8 {
+                    queued.push((s.enqueue(i, urls[i % urls.len()].clone(), now), prio(i)));
+                    if i % 1024 == 1023 {
+                        s.drain(&mut running);
+                    }
+                }
+                s.drain(&mut running);
+                queued.retain(|(id, _)| !running.contains(id));
+                (queued, running)
+            };
+            // Set up at the first call (criterion calls the closure once per
+            // sample), so a filtered-out bench costs nothing.
+            let mut next = depth + 8;
+            let mut state = None;
+            g.bench_function(BenchmarkId::new("cycle", depth), |b| {
+                let (s, running) = state.get_or_insert_with(|| {
+                    let mut s = make();
+                    let (_, running) = fill(&mut s);
+                    (s, running)
+                });
+                b.iter(|| {
+                    let id = running.pop_front().expect("a running request");
+                    s.bytes_then_complete(id, now);
+                    next += 1;
+                    s.enqueue(next, urls[next % urls.len()].clone(), now);
+                    s.drain(running);
+                });
+            });
+            drop(state);
+            let mut state = None;
+            let mut rng = Rng(11);
+            g.bench_function(BenchmarkId::new("set_priority_cancel", depth), |b| {
+                let (s, queued, running) = state.get_or_insert_with(|| {
+                    let mut s = make();
+                    let (queued, running) = fill(&mut s);
+                    (s, queued, running)
+                });
+                b.iter_custom(|iters| {
+                    // Per loop: one queued request picked at random changes
+                    // priority (always a real move), another is cancelled;
+                    // the cancelled ones are replaced outside the timing, in
+                    // chunks of a tenth of the depth.
+                    let mut total = Duration::ZERO;
+                    let mut left = iters as usize;
+                    while left > 0 {
+                        let k = left.min(depth / 10);
+                        left -= k;
+                        let picks: Vec<_> = (0..k)
+                            .map(|_| {
+                                let i = rng.next(queued.len());
+                                let (a, pa) = &mut queued[i];
+                                *pa = if *pa == RequestPriority::High {
+                                    RequestPriority::Low
+                                } else {
+                                    RequestPriority::High
+                                };
+                                let moved = (*a, *pa);
+                                let (b, _) = queued.swap_remove(rng.next(queued.len()));
+                                (moved, b)
+                            })
+                            .collect();
+                        let t = Instant::now();
+                        for &((a, p), b) in &picks {
+                            s.set_priority(a, p, now);
+                            s.cancel(b, now);
+                        }
+                        total += t.elapsed();
+                        for _ in 0..k {
+                            next += 1;
+                            queued.push((s.enqueue(next, urls[next % urls.len()].clone(), now), prio(next)));
+                        }
+                        s.drain(running);
+                    }
+                    total
+                });
+            });
+        }
+        g.finish();
+    }
+}
+
+fn bench_cycle(c: &mut Criterion) {
+    cycle::run(c, "weir", cycle::weir);
+    cycle::run(c, "naive", cycle::naive);
+}
+
+criterion_group!(benches, bench_weir, bench_priority_queue, bench_cycle);
 criterion_main!(benches);

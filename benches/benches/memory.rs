@@ -1,4 +1,5 @@
-//! Bytes per queued request at 10⁶ queued (a ~60-character URL each), and
+//! Bytes per queued request at 10⁶ queued (a ~67-character URL each, 64
+//! hosts), and
 //! whether memory returns to baseline once every request ended. A counting
 //! global allocator (`stats_alloc`) measures live heap bytes.
 //!
@@ -28,8 +29,9 @@ fn main() {
     let peers: Vec<_> = (0..8).map(|_| s.add_peer(RequestPriority::Low)).collect();
     let now = Instant::now();
     // Warm the interned hosts and the output queue, then measure from here.
-    let urls: Vec<String> =
-        (0..n).map(|i| format!("https://cdn{}.example.org/media/track-{:03}/seg-{i:09}.ts", i % 16, i % 997)).collect();
+    let urls: Vec<String> = (0..n)
+        .map(|i| format!("https://cdn{}.media.example.com/segments/track-{:04}/seg-{i:08}.m4s", i % 64, i % 997))
+        .collect();
     let url_len = urls.iter().map(String::len).sum::<usize>() / n;
     let region = Region::new(GLOBAL);
     let base = live(&region);

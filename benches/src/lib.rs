@@ -1,2 +1,5 @@
-//! Shared helpers for the benches (none yet).
+//! Shared helpers for the benches: the naive baseline scheduler.
 #![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+pub mod naive;
