@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use slab::Slab;
 use url::Url;
+
+use crate::keys::{HostKey, Table};
 
 #[derive(Debug)]
 struct Host {
@@ -26,10 +27,10 @@ struct Host {
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
     /// Host name → (port, id) pairs (usually one).
-    by_name: BTreeMap<Box<str>, Vec<(u16, u32)>>,
-    hosts: Slab<Host>,
+    by_name: BTreeMap<Box<str>, Vec<(u16, HostKey)>>,
+    hosts: Table<HostKey, Host>,
     /// The armed pauses, `(end, host)`, earliest first.
-    pauses: BTreeSet<(Instant, u32)>,
+    pauses: BTreeSet<(Instant, HostKey)>,
 }
 
 impl Hosts {
@@ -41,25 +42,25 @@ impl Hosts {
     }
 
     /// Take a reference to the host, interning it if new.
-    pub(crate) fn acquire(&mut self, name: &str, port: u16) -> u32 {
+    pub(crate) fn acquire(&mut self, name: &str, port: u16) -> HostKey {
         if let Some(ports) = self.by_name.get(name) {
             if let Some(&(_, h)) = ports.iter().find(|(p, _)| *p == port) {
-                self.hosts[h as usize].refs += 1;
+                self.hosts[h].refs += 1;
                 return h;
             }
         }
-        let h = self.hosts.insert(Host { name: name.into(), port, refs: 1, running: 0, paused_until: None }) as u32;
+        let h = self.hosts.insert(Host { name: name.into(), port, refs: 1, running: 0, paused_until: None });
         self.by_name.entry(name.into()).or_default().push((port, h));
         h
     }
 
     /// Drop a reference; the host is forgotten when none remain.
-    pub(crate) fn release(&mut self, h: u32) {
-        let host = &mut self.hosts[h as usize];
+    pub(crate) fn release(&mut self, h: HostKey) {
+        let host = &mut self.hosts[h];
         host.refs -= 1;
         if host.refs == 0 {
             debug_assert_eq!(host.running, 0);
-            let host = self.hosts.remove(h as usize);
+            let host = self.hosts.remove(h);
             // Forgotten with the host: no live request points at it.
             if let Some(at) = host.paused_until {
                 self.pauses.remove(&(at, h));
@@ -73,16 +74,17 @@ impl Hosts {
         }
     }
 
-    pub(crate) fn running(&self, h: u32) -> usize {
-        self.hosts[h as usize].running
+    pub(crate) fn running(&self, h: HostKey) -> usize {
+        self.hosts[h].running
     }
 
-    pub(crate) fn started(&mut self, h: u32) {
-        self.hosts[h as usize].running += 1;
+    /// Only [`Running`](crate::running::Running) counts starts and stops.
+    pub(crate) fn started(&mut self, h: HostKey) {
+        self.hosts[h].running += 1;
     }
 
-    pub(crate) fn stopped(&mut self, h: u32) {
-        self.hosts[h as usize].running -= 1;
+    pub(crate) fn stopped(&mut self, h: HostKey) {
+        self.hosts[h].running -= 1;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -91,8 +93,8 @@ impl Hosts {
 
     /// Hold new starts to `h` until `until` (a later pause than one already
     /// armed replaces it; an earlier one changes nothing).
-    pub(crate) fn pause(&mut self, h: u32, until: Instant) {
-        let host = &mut self.hosts[h as usize];
+    pub(crate) fn pause(&mut self, h: HostKey, until: Instant) {
+        let host = &mut self.hosts[h];
         if host.paused_until.is_some_and(|at| at >= until) {
             return;
         }
@@ -103,15 +105,15 @@ impl Hosts {
     }
 
     /// Whether new starts to `h` are held at `now`.
-    pub(crate) fn is_paused(&self, h: u32, now: Instant) -> bool {
-        self.hosts[h as usize].paused_until.is_some_and(|at| at > now)
+    pub(crate) fn is_paused(&self, h: HostKey, now: Instant) -> bool {
+        self.hosts[h].paused_until.is_some_and(|at| at > now)
     }
 
     /// When the pause of the host of `url` ends, if it is paused at `now`.
     pub(crate) fn paused_until(&self, url: &Url, now: Instant) -> Option<Instant> {
         let (name, port) = Self::key_of(url)?;
         let &(_, h) = self.by_name.get(name)?.iter().find(|(p, _)| *p == port)?;
-        self.hosts[h as usize].paused_until.filter(|&at| at > now)
+        self.hosts[h].paused_until.filter(|&at| at > now)
     }
 
     /// The earliest end of a pause.
@@ -126,7 +128,7 @@ impl Hosts {
                 return;
             }
             self.pauses.pop_first();
-            self.hosts[h as usize].paused_until = None;
+            self.hosts[h].paused_until = None;
         }
     }
 }

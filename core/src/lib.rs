@@ -2,19 +2,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bandwidth;
+mod class;
 mod config;
 mod error;
 mod events;
 mod hosts;
 mod ids;
-mod list;
-mod queue;
+mod keys;
+mod live;
+mod registry;
 mod request;
 mod retry;
+mod running;
 mod scheduler;
 #[cfg(feature = "serde")]
 mod serde_support;
 mod timers;
+mod waiting;
 
 pub use config::{Config, RetryPolicy};
 pub use error::{ConfigError, EnqueueError, NetError};

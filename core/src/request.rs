@@ -3,6 +3,8 @@
 
 use url::Url;
 
+use crate::error::EnqueueError;
+use crate::hosts::Hosts;
 use crate::ids::{GroupId, PeerId, RequestId};
 
 /// HTTP method of a request.
@@ -27,12 +29,6 @@ pub enum RequestPriority {
     /// Background work: prefetch, idle downloads. The default.
     #[default]
     Low = 1,
-}
-
-impl RequestPriority {
-    pub(crate) const fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// A download to schedule: built with [`Request::get`] or [`Request::head`]
@@ -118,6 +114,22 @@ impl Request {
     #[must_use]
     pub fn range_value(&self) -> Option<(u64, Option<u64>)> {
         self.range
+    }
+
+    /// Check the request before accepting it; returns its per-host key.
+    pub(crate) fn check(&self) -> Result<(&str, u16), EnqueueError> {
+        let scheme = self.url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(EnqueueError::InvalidRequest(format!("unsupported scheme {scheme:?} (only http and https)")));
+        }
+        let host =
+            Hosts::key_of(&self.url).ok_or_else(|| EnqueueError::InvalidRequest("the URL has no host".into()))?;
+        if let Some((start, Some(end))) = self.range {
+            if start > end {
+                return Err(EnqueueError::InvalidRequest(format!("range start {start} is past its end {end}")));
+            }
+        }
+        Ok(host)
     }
 }
 

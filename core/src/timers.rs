@@ -1,6 +1,11 @@
 //! The deadline table: every armed timer of every request in one ordered
 //! set, so the earliest deadline is found in O(log n) and expiring k timers
 //! costs O(k log n).
+//!
+//! One way to arm and disarm: the owner of a deadline keeps it in an
+//! `Option<Instant>` slot (an attempt's soft/idle/hard, a waiting request's
+//! ageing, a backoff's end) and passes that slot, so the set never holds a
+//! deadline its owner forgot, nor misses one it remembers.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -25,9 +30,6 @@ pub(crate) enum TimerKind {
 
 /// The ordered set of `(deadline, kind, request)`. Ties between requests
 /// break by request id, so the order never depends on memory layout.
-///
-/// Requests remember which deadlines they armed; disarming needs the exact
-/// deadline, which keeps the set free of stale entries.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     set: BTreeSet<(Instant, TimerKind, RequestId)>,
@@ -35,8 +37,11 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// Arm `kind` for `id` at `at` (`None`: not at all), replacing what `slot` held.
-    pub(crate) fn arm(&mut self, slot: &mut Option<Instant>, id: RequestId, kind: TimerKind, at: Option<Instant>) {
-        self.disarm(slot, id, kind);
+    pub(crate) fn arm(&mut self, slot: &mut Option<Instant>, kind: TimerKind, id: RequestId, at: Option<Instant>) {
+        if *slot == at {
+            return;
+        }
+        self.disarm(slot, kind, id);
         if let Some(at) = at {
             self.set.insert((at, kind, id));
         }
@@ -44,21 +49,11 @@ impl Timers {
     }
 
     /// Disarm `kind` for `id` if `slot` says it is armed.
-    pub(crate) fn disarm(&mut self, slot: &mut Option<Instant>, id: RequestId, kind: TimerKind) {
+    pub(crate) fn disarm(&mut self, slot: &mut Option<Instant>, kind: TimerKind, id: RequestId) {
         if let Some(at) = slot.take() {
             let removed = self.set.remove(&(at, kind, id));
             debug_assert!(removed, "an armed timer is in the table");
         }
-    }
-
-    /// Insert a deadline whose arming the caller tracks itself.
-    pub(crate) fn insert(&mut self, at: Instant, kind: TimerKind, id: RequestId) {
-        self.set.insert((at, kind, id));
-    }
-
-    /// Remove a deadline inserted with [`Timers::insert`], if still there.
-    pub(crate) fn remove(&mut self, at: Instant, kind: TimerKind, id: RequestId) {
-        self.set.remove(&(at, kind, id));
     }
 
     /// The earliest deadline.
@@ -66,12 +61,18 @@ impl Timers {
         self.set.first().map(|&(at, _, _)| at)
     }
 
-    /// Remove and return the earliest timer due at or before `now`.
+    /// Remove and return the earliest timer due at or before `now`. Its
+    /// owner must clear the slot that held it.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKind, RequestId)> {
         match self.set.first() {
             Some(&(at, _, _)) if at <= now => self.set.pop_first(),
             _ => None,
         }
+    }
+
+    /// Requests with an armed deadline of `kind`, in deadline order.
+    pub(crate) fn armed(&self, kind: TimerKind) -> impl Iterator<Item = RequestId> + '_ {
+        self.set.iter().filter(move |e| e.1 == kind).map(|e| e.2)
     }
 
     pub(crate) fn len(&self) -> usize {
