@@ -81,7 +81,18 @@ fn quiet(max_concurrent: usize) -> Config {
     Config { max_concurrent, soft_timeout: None, idle_timeout: None, ..Config::default() }
 }
 
+/// Whether this run includes the group family `name`: all unless
+/// `WEIR_BENCH_GROUPS` lists others (comma-separated: `ops`, `priority_queue`,
+/// `cycle`). Criterion's filter skips a bench's measurement, not the set-up
+/// around it; this skips the set-up too, so a profile shows one bench only.
+fn wanted(name: &str) -> bool {
+    std::env::var("WEIR_BENCH_GROUPS").map_or(true, |v| v.split(',').any(|g| g.trim() == name))
+}
+
 fn bench_weir(c: &mut Criterion) {
+    if !wanted("ops") {
+        return;
+    }
     let mut g = c.benchmark_group("weir");
     g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
     for n in SIZES {
@@ -195,6 +206,9 @@ fn bench_weir(c: &mut Criterion) {
 /// (slot, enqueue order) like the scheduler's queues.
 fn bench_priority_queue(c: &mut Criterion) {
     type Pq = PriorityQueue<u64, (Reverse<u8>, Reverse<u64>)>;
+    if !wanted("priority_queue") {
+        return;
+    }
     let mut g = c.benchmark_group("priority_queue");
     g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
     let slot = |i: u64| Reverse((i % 4) as u8);
@@ -422,12 +436,13 @@ mod cycle {
                 b.iter_custom(|iters| {
                     // Per loop: one queued request picked at random changes
                     // priority (always a real move), another is cancelled;
-                    // the cancelled ones are replaced outside the timing, in
-                    // chunks of a tenth of the depth.
+                    // the cancelled ones are replaced and the outputs
+                    // drained outside the timing, every 100 loops (an
+                    // adapter drains after each batch of inputs).
                     let mut total = Duration::ZERO;
                     let mut left = iters as usize;
                     while left > 0 {
-                        let k = left.min(depth / 10);
+                        let k = left.min(100);
                         left -= k;
                         let picks: Vec<_> = (0..k)
                             .map(|_| {
@@ -463,7 +478,69 @@ mod cycle {
     }
 }
 
+/// What the contract's types alone cost per cycle, with no scheduling: the
+/// caller's URL copy and `Request`, the stored copy, the `FetchCmd`'s copy,
+/// and the cycle's six outputs (Enqueued, Start, Started, FirstByte,
+/// Completed; 144 bytes each) pushed through a queue, drained and dropped.
+fn bench_cycle_floor(c: &mut Criterion) {
+    use weir::{DownloaderEvent, FetchCmd, RequestMethod};
+    let mut g = c.benchmark_group("cycle_floor");
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    let urls = cycle::urls();
+    let mut s = Scheduler::new(cycle::config());
+    let peer = s.add_peer(RequestPriority::High);
+    let id = s.enqueue(peer, Request::get(urls[0].clone()), Instant::now()).expect("accepted");
+    let mut out = VecDeque::new();
+    let mut started = VecDeque::new();
+    let mut i = 0;
+    g.bench_function("types_only", |b| {
+        b.iter(|| {
+            i += 1;
+            let req = Request::get(urls[i % urls.len()].clone()).priority(cycle::prio(i));
+            let stored = black_box(req.url().clone());
+            let url = req.url().clone();
+            out.push_back(Output::Event(
+                peer,
+                DownloaderEvent::RequestEnqueued {
+                    request_id: id,
+                    url,
+                    method: RequestMethod::Get,
+                    priority: RequestPriority::Low,
+                },
+            ));
+            let cmd = FetchCmd { id, peer, url: stored.clone(), method: RequestMethod::Get, range: None, attempt: 1 };
+            out.push_back(Output::Start(cmd));
+            out.push_back(Output::Event(
+                peer,
+                DownloaderEvent::RequestStarted { request_id: id, wait_in_queue: Duration::ZERO, attempt: 1 },
+            ));
+            out.push_back(Output::Event(peer, DownloaderEvent::FirstByte { request_id: id, latency: Duration::ZERO }));
+            out.push_back(Output::Event(
+                peer,
+                DownloaderEvent::RequestCompleted {
+                    request_id: id,
+                    bytes_transferred: 1,
+                    duration: Duration::ZERO,
+                    bandwidth_bps: 1,
+                },
+            ));
+            drop(stored);
+            while let Some(o) = out.pop_front() {
+                if let Output::Start(c) = o {
+                    started.push_back(c.id);
+                }
+            }
+            started.pop_front();
+        });
+    });
+    g.finish();
+}
+
 fn bench_cycle(c: &mut Criterion) {
+    if !wanted("cycle") {
+        return;
+    }
+    bench_cycle_floor(c);
     cycle::run(c, "weir", cycle::weir);
     cycle::run(c, "naive", cycle::naive);
 }

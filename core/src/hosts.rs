@@ -2,9 +2,11 @@
 //! `max_per_host`, and their pauses (host health: a 429 or 503 with
 //! `Retry-After` holds new starts to the host until a deadline).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
+use smallvec::SmallVec;
 use url::Url;
 
 use crate::keys::{HostKey, Table};
@@ -21,13 +23,42 @@ struct Host {
     paused_until: Option<Instant>,
 }
 
+/// A fixed multiply-rotate hash over 8-byte words (the shape of rustc's
+/// FxHash): the same on every run, a few nanoseconds for a host name.
+/// Host names come from URLs the caller enqueues; a caller that floods one
+/// scheduler with colliding names only slows its own lookups.
+#[derive(Default)]
+struct WordHash(u64);
+
+impl Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(tail) ^ bytes.len() as u64).wrapping_mul(K);
+    }
+}
+
+/// Host name → (port, id) pairs (usually one). Only looked up, never
+/// iterated, so hash order cannot leak into outputs.
+#[allow(clippy::disallowed_types)]
+type ByName = std::collections::HashMap<Box<str>, SmallVec<[(u16, HostKey); 1]>, BuildHasherDefault<WordHash>>;
+
 /// Interning table. A host lives while any live request refers to it, so the
 /// table tracks live requests, not history. Looking up a known host
 /// allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
-    /// Host name → (port, id) pairs (usually one).
-    by_name: BTreeMap<Box<str>, Vec<(u16, HostKey)>>,
+    by_name: ByName,
     hosts: Table<HostKey, Host>,
     /// The armed pauses, `(end, host)`, earliest first.
     pauses: BTreeSet<(Instant, HostKey)>,
@@ -66,7 +97,7 @@ impl Hosts {
                 self.pauses.remove(&(at, h));
             }
             if let Some(ports) = self.by_name.get_mut(&host.name) {
-                ports.retain(|&(p, _)| p != host.port);
+                ports.retain(|&mut (p, _)| p != host.port);
                 if ports.is_empty() {
                     self.by_name.remove(&host.name);
                 }

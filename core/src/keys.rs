@@ -43,6 +43,8 @@ keys! {
     HostKey;
     /// A running attempt.
     AttemptKey;
+    /// One peer's waiting requests of one priority to one host.
+    QueueKey;
 }
 
 /// A slab of `T` indexed by the key type `K`.

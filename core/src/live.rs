@@ -8,16 +8,16 @@ use std::time::Instant;
 use url::Url;
 
 use crate::ids::RequestId;
-use crate::keys::{AttemptKey, GroupKey, HostKey, PeerKey};
+use crate::keys::{AttemptKey, GroupKey, HostKey, PeerKey, QueueKey};
 use crate::request::{RequestMethod, RequestPriority};
 use crate::waiting::{Entry, Order};
 
 /// Where a live request is. Each state holds the deadline it armed.
 #[derive(Debug)]
 pub(crate) enum State {
-    /// Waiting in its peer's queue since `since` (enqueue, backoff end,
+    /// Waiting in host queue `queue` since `since` (enqueue, backoff end,
     /// preemption, redirect); `age` is its armed ageing deadline.
-    Queued { since: Instant, age: Option<Instant> },
+    Queued { since: Instant, age: Option<Instant>, queue: QueueKey },
     /// Waiting out a retry backoff until `until`; `changed` is when its
     /// priority changed meanwhile (ageing counts from the later of the two).
     Backoff { until: Instant, changed: Option<Instant> },

@@ -21,7 +21,7 @@ use crate::request::{Request, RequestPriority};
 use crate::retry::{backoff, Rng};
 use crate::running::{Attempt, Running};
 use crate::timers::{TimerKind, Timers};
-use crate::waiting::{Entry, Order, Place, Waiting};
+use crate::waiting::{moved, order_of, Entry, Place, Waiting};
 
 mod dispatch;
 
@@ -43,7 +43,8 @@ pub struct Scheduler {
     timers: Timers,
     out: VecDeque<Output>,
     next_seq: u64,
-    next_front: Order,
+    /// The next front re-queue's number (negative, shrinking).
+    next_front: i64,
     rng: Rng,
     bandwidth: Bandwidth,
     shut_down: bool,
@@ -159,6 +160,7 @@ impl Scheduler {
         for key in keys {
             self.cancel_key(key, CancelReason::PeerCancel);
         }
+        self.waiting.forget_peer(peer);
         self.registry.remove_peer(pk);
     }
 
@@ -216,7 +218,7 @@ impl Scheduler {
         }
 
         let id = RequestId::compose(self.next_seq, self.reqs.vacant_key().index());
-        let order = self.next_seq as Order;
+        let order = order_of(self.next_seq as i64);
         self.next_seq += 1;
         let group = match group {
             GroupState::Cancelled => {
@@ -295,7 +297,9 @@ impl Scheduler {
         match &mut r.state {
             State::Queued { .. } => {
                 let since = self.unfile(key);
-                self.reqs[key].priority = p;
+                let r = &mut self.reqs[key];
+                r.priority = p;
+                r.order = moved(r.order);
                 self.file(key, since, Some(now));
             }
             State::Backoff { changed, .. } => {
@@ -614,7 +618,7 @@ impl Scheduler {
     fn file(&mut self, key: ReqKey, since: Instant, changed: Option<Instant>) {
         let place = self.place(key);
         let r = &mut self.reqs[key];
-        self.waiting.insert(place, r.order, r.id);
+        let queue = self.waiting.insert(place, r.order, r.id);
         let mut age = None;
         let at = match self.cfg.promote_after {
             Some(after) if r.priority == RequestPriority::Low => {
@@ -623,25 +627,26 @@ impl Scheduler {
             _ => None,
         };
         self.timers.arm(&mut age, TimerKind::Age, r.id, at);
-        r.state = State::Queued { since, age };
+        r.state = State::Queued { since, age, queue };
     }
 
     /// Take a waiting request out of its queue (it stays `Queued` until the
     /// caller moves it on) and disarm its ageing; returns since when it waits.
     fn unfile(&mut self, key: ReqKey) -> Instant {
-        let place = self.place(key);
-        self.waiting.remove(place, filed(&self.reqs, place.priority));
         let r = &mut self.reqs[key];
-        let State::Queued { since, age } = &mut r.state else { unreachable!("unfile a waiting request") };
+        let State::Queued { since, age, queue } = &mut r.state else { unreachable!("unfile a waiting request") };
         self.timers.disarm(age, TimerKind::Age, r.id);
-        *since
+        let (since, queue, priority) = (*since, *queue, r.priority);
+        let peer_priority = self.registry.peer(r.peer).priority;
+        self.waiting.remove(queue, peer_priority, filed(&self.reqs, priority));
+        since
     }
 
     /// Queue a request again at the front of its peer's queue; that peer is
     /// served next in its class.
     fn refile_front(&mut self, key: ReqKey, since: Instant, changed: Option<Instant>) {
-        self.reqs[key].order = self.next_front;
-        self.next_front -= 1;
+        self.reqs[key].order = order_of(self.next_front);
+        self.next_front = self.next_front.saturating_sub(1);
         self.file(key, since, changed);
         let peer = self.registry.peer(self.reqs[key].peer).id;
         self.waiting.serve_next(self.class_of(key), peer);

@@ -24,15 +24,34 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::ops::Bound;
 
 use crate::class::Class;
 use crate::ids::{PeerId, RequestId};
-use crate::keys::HostKey;
+use crate::keys::{HostKey, QueueKey, Table};
 use crate::request::RequestPriority;
 
 /// Position inside a peer's queue: enqueue sequence numbers are positive and
-/// grow; re-queues at the front take negative numbers that shrink.
+/// grow; re-queues at the front take negative numbers that shrink. The low
+/// [`STAMP_BITS`] bits count the request's moves between queues (see
+/// [`moved`]), so an entry left behind by an earlier move never looks like
+/// the current one.
 pub(crate) type Order = i64;
+
+/// Bits of an [`Order`] that stamp a move.
+const STAMP_BITS: u32 = 16;
+
+/// The order of the `n`-th enqueue (positive) or front re-queue (negative).
+pub(crate) fn order_of(n: i64) -> Order {
+    n.saturating_mul(1 << STAMP_BITS)
+}
+
+/// The same position, stamped anew: a request moved to another queue
+/// keeps its place among the others.
+pub(crate) fn moved(order: Order) -> Order {
+    let mask = (1 << STAMP_BITS) - 1;
+    (order & !mask) | (order.wrapping_add(1) & mask)
+}
 
 /// One queue entry. It is current while the request waits in this queue
 /// with this order; otherwise it is a leftover, skipped and dropped.
@@ -43,8 +62,11 @@ pub(crate) struct Entry {
 }
 
 /// One peer's waiting requests of one priority to one host.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct HostQueue {
+    peer: PeerId,
+    priority: RequestPriority,
+    host: HostKey,
     /// Entries in ascending order: enqueues arrive at the back (their
     /// order is the largest yet), re-queues at the front (the smallest).
     run: VecDeque<Entry>,
@@ -59,6 +81,10 @@ struct HostQueue {
 }
 
 impl HostQueue {
+    fn new(peer: PeerId, priority: RequestPriority, host: HostKey, head: Order) -> Self {
+        Self { peer, priority, host, run: VecDeque::new(), moved: BinaryHeap::new(), live: 0, head }
+    }
+
     fn entries(&self) -> usize {
         self.run.len() + self.moved.len()
     }
@@ -100,91 +126,73 @@ impl HostQueue {
         None
     }
 
-    /// Keep only current entries (once each), in order.
+    /// Keep only current entries, in place (no allocation: a burst of
+    /// cancels compacts without touching the allocator).
     fn compact(&mut self, is_current: &impl Fn(Entry) -> bool) {
-        let mut all: Vec<Entry> =
-            self.run.drain(..).chain(self.moved.drain().map(|r| r.0)).filter(|&e| is_current(e)).collect();
-        all.sort_unstable();
-        all.dedup();
-        self.run = all.into();
-        self.run.shrink_to_fit();
-        self.moved = BinaryHeap::new();
+        self.run.retain(|&e| is_current(e));
+        self.moved.retain(|&Reverse(e)| is_current(e));
     }
 }
 
 /// One peer's waiting requests of one priority.
 #[derive(Debug, Default)]
 struct PeerQueue {
-    hosts: BTreeMap<HostKey, HostQueue>,
+    /// Its host queues, with requests or emptied lately.
+    hosts: BTreeMap<HostKey, QueueKey>,
+    /// Host queues that emptied, oldest first (some may have been used
+    /// again since): at most [`EMPTY_KEPT`] are kept, so a host whose
+    /// requests start as soon as they come does not build its queue anew
+    /// for each of them.
+    emptied: VecDeque<QueueKey>,
     /// Each host queue filed under its `head`: iterating gives hosts in the
     /// order of their first request (after dropping leftovers).
-    heads: BTreeSet<(Order, HostKey)>,
+    heads: BTreeSet<(Order, QueueKey)>,
     live: usize,
-}
-
-impl PeerQueue {
-    fn refile(&mut self, host: HostKey, head: Order) {
-        let q = self.hosts.get_mut(&host).expect("a filed host queue exists");
-        if q.head != head {
-            self.heads.remove(&(q.head, host));
-            self.heads.insert((head, host));
-            q.head = head;
-        }
-    }
-
-    /// The first current request whose host `blocked` does not refuse.
-    fn pick(
-        &mut self,
-        blocked: &impl Fn(HostKey) -> bool,
-        is_current: &impl Fn(Entry) -> bool,
-    ) -> Option<(HostKey, Entry)> {
-        let mut from = None;
-        loop {
-            let range = match from {
-                None => self.heads.range(..),
-                Some(f) => self.heads.range((std::ops::Bound::Excluded(f), std::ops::Bound::Unbounded)),
-            };
-            let &(order, host) = range.clone().find(|&&(_, h)| !blocked(h))?;
-            let q = self.hosts.get_mut(&host).expect("a filed host queue exists");
-            let first = q.clean_head(is_current).expect("a host queue with live requests has a current entry");
-            if first.order == order {
-                return Some((host, first));
-            }
-            // Filed too early (its head left): file it where it is now and
-            // look again from where this one was.
-            self.refile(host, first.order);
-            from = Some((order, host));
-        }
-    }
 }
 
 /// The round-robin ring of one class.
 #[derive(Debug, Default)]
 struct Ring {
-    /// Peers with at least one waiting request in this class, in creation order.
-    active: BTreeSet<PeerId>,
+    /// Peers with at least one waiting request in this class, in creation
+    /// order (a sorted `Vec`: few peers, iterated at every start).
+    active: Vec<PeerId>,
     /// The next peer to serve is the first active one created at or after
     /// this generation.
     cursor: u64,
 }
 
 impl Ring {
+    fn insert(&mut self, peer: PeerId) {
+        if let Err(i) = self.active.binary_search(&peer) {
+            self.active.insert(i, peer);
+        }
+    }
+
+    fn remove(&mut self, peer: PeerId) {
+        if let Ok(i) = self.active.binary_search(&peer) {
+            self.active.remove(i);
+        }
+    }
+
     /// Active peers in service order, starting at the cursor and wrapping.
     fn service_order(&self) -> impl Iterator<Item = PeerId> + '_ {
-        let from = PeerId { generation: self.cursor, index: 0 };
-        self.active.range(from..).chain(self.active.range(..from)).copied()
+        let at = self.active.partition_point(|p| p.generation < self.cursor);
+        let (before, after) = self.active.split_at(at);
+        after.iter().chain(before).copied()
     }
 }
 
 /// Every waiting request, by class, peer, priority and host.
 #[derive(Debug, Default)]
 pub(crate) struct Waiting {
-    /// Per peer (by its key), the queues of its High and Low requests.
-    queues: Vec<[PeerQueue; 2]>,
+    /// Per peer (by the index of its id), its High and Low queues.
+    peers: Vec<[PeerQueue; 2]>,
+    /// The host queues; a request waiting in one holds its key.
+    queues: Table<QueueKey, HostQueue>,
     rings: [Ring; 4],
 }
 
-/// Where a waiting request is filed.
+/// Where a request is to be filed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Place {
     pub(crate) peer: PeerId,
@@ -193,95 +201,132 @@ pub(crate) struct Place {
     pub(crate) host: HostKey,
 }
 
-impl Place {
-    fn class(self) -> Class {
-        Class::of(self.peer_priority, self.priority)
-    }
-}
-
 impl Waiting {
-    fn queue(&mut self, peer: PeerId, priority: RequestPriority) -> &mut PeerQueue {
+    fn peer_queue(&mut self, peer: PeerId, priority: RequestPriority) -> &mut PeerQueue {
         let i = peer.index as usize;
-        if self.queues.len() <= i {
-            self.queues.resize_with(i + 1, Default::default);
+        if self.peers.len() <= i {
+            self.peers.resize_with(i + 1, Default::default);
         }
-        &mut self.queues[i][priority as usize]
+        &mut self.peers[i][priority as usize]
     }
 
-    /// File a request at `place` under `order`.
-    pub(crate) fn insert(&mut self, place: Place, order: Order, id: RequestId) {
-        let pq = self.queue(place.peer, place.priority);
-        pq.live += 1;
-        let q = pq.hosts.entry(place.host).or_insert_with(|| HostQueue { head: order, ..HostQueue::default() });
+    /// File a request at `place` under `order`; returns the key of the
+    /// host queue it waits in, which [`Waiting::remove`] and
+    /// [`Waiting::take`] take.
+    pub(crate) fn insert(&mut self, place: Place, order: Order, id: RequestId) -> QueueKey {
+        self.peer_queue(place.peer, place.priority);
+        let pq = &mut self.peers[place.peer.index as usize][place.priority as usize];
+        let key = match pq.hosts.get(&place.host) {
+            Some(&key) if self.queues[key].live == 0 => {
+                self.queues[key].head = order;
+                pq.heads.insert((order, key));
+                key
+            }
+            Some(&key) => key,
+            None => {
+                let key = self.queues.insert(HostQueue::new(place.peer, place.priority, place.host, order));
+                pq.hosts.insert(place.host, key);
+                pq.heads.insert((order, key));
+                key
+            }
+        };
+        let q = &mut self.queues[key];
         q.live += 1;
         q.push(Entry { order, id });
-        if q.live == 1 {
+        if order < q.head {
+            pq.heads.remove(&(q.head, key));
+            pq.heads.insert((order, key));
             q.head = order;
-            pq.heads.insert((order, place.host));
-        } else if order < q.head {
-            pq.refile(place.host, order);
         }
+        pq.live += 1;
         if pq.live == 1 {
-            self.rings[place.class().index()].active.insert(place.peer);
+            self.rings[Class::of(place.peer_priority, place.priority).index()].insert(place.peer);
         }
+        key
     }
 
-    /// A request filed at `place` left without being started (cancelled,
-    /// moved); its entry stays behind as a leftover.
-    pub(crate) fn remove(&mut self, place: Place, is_current: impl Fn(Entry) -> bool) {
-        let pq = self.queue(place.peer, place.priority);
-        pq.live -= 1;
-        let q = pq.hosts.get_mut(&place.host).expect("the request's host queue exists");
+    /// A request waiting in `key` left without being started (cancelled,
+    /// moved); its entry stays behind as a leftover. `peer_priority` is its
+    /// peer's priority now.
+    pub(crate) fn remove(&mut self, key: QueueKey, peer_priority: RequestPriority, is_current: impl Fn(Entry) -> bool) {
+        let q = &mut self.queues[key];
+        let (peer, priority) = (q.peer, q.priority);
+        let pq = &mut self.peers[peer.index as usize][priority as usize];
         q.live -= 1;
         if q.live == 0 {
-            let head = q.head;
-            pq.hosts.remove(&place.host);
-            pq.heads.remove(&(head, place.host));
+            // Kept for the host's next request, among the last few emptied.
+            pq.heads.remove(&(q.head, key));
+            if q.run.capacity() + q.moved.capacity() > 64 {
+                // What a burst grew is given back.
+                q.run = VecDeque::new();
+                q.moved = BinaryHeap::new();
+            }
+            q.run.clear();
+            q.moved.clear();
+            pq.emptied.push_back(key);
+            if pq.emptied.len() > EMPTY_KEPT {
+                let old = pq.emptied.pop_front().expect("non-empty");
+                free_if_empty(&mut self.queues, pq, old, peer, priority);
+            }
         } else if q.entries() > 2 * q.live + 8 {
             q.compact(&is_current);
             let head = q.first().expect("live entries remain").order;
-            pq.refile(place.host, head);
+            refile(pq, q, key, head);
         }
+        pq.live -= 1;
         if pq.live == 0 {
-            self.rings[place.class().index()].active.remove(&place.peer);
+            self.rings[Class::of(peer_priority, priority).index()].remove(peer);
         }
     }
 
     /// The request class `class` would start next: round-robin over its
     /// peers from the cursor, each peer's first current request whose host
-    /// `blocked` does not refuse.
+    /// `blocked` does not refuse. Returns it and the queue it waits in.
     pub(crate) fn pick(
         &mut self,
         class: Class,
         blocked: impl Fn(HostKey) -> bool,
         is_current: impl Fn(Entry) -> bool,
-    ) -> Option<(PeerId, RequestId)> {
-        let ring = &self.rings[class.index()];
+    ) -> Option<(QueueKey, RequestId)> {
         let priority = class.request() as usize;
-        for peer in ring.service_order() {
-            let pq = &mut self.queues[peer.index as usize][priority];
-            if let Some((_, e)) = pq.pick(&blocked, &is_current) {
-                return Some((peer, e.id));
+        for peer in self.rings[class.index()].service_order() {
+            let pq = &mut self.peers[peer.index as usize][priority];
+            let mut from = None;
+            // Hosts in the order of their first request; a host queue filed
+            // too early (its head left) is filed again where it is now.
+            while let Some(&(order, key)) = match from {
+                None => pq.heads.range(..),
+                Some(f) => pq.heads.range((Bound::Excluded(f), Bound::Unbounded)),
+            }
+            .find(|&&(_, key)| !blocked(self.queues[key].host))
+            {
+                let q = &mut self.queues[key];
+                let first = q.clean_head(&is_current).expect("a host queue with live requests has a current entry");
+                if first.order == order {
+                    return Some((key, first.id));
+                }
+                refile(pq, q, key, first.order);
+                from = Some((order, key));
             }
         }
         None
     }
 
-    /// Take the request [`Waiting::pick`] just returned out of its queue to
-    /// start it; its peer is served next after it in the class's ring.
-    pub(crate) fn take(&mut self, place: Place, id: RequestId, is_current: impl Fn(Entry) -> bool) {
-        let pq = self.queue(place.peer, place.priority);
-        let q = pq.hosts.get_mut(&place.host).expect("the request's host queue exists");
-        let first = q.clean_head(&is_current);
-        debug_assert_eq!(first.map(|e| e.id), Some(id), "take follows pick");
-        q.pop_first();
-        self.remove(place, is_current);
-        if let Some(q) = self.queue(place.peer, place.priority).hosts.get(&place.host) {
+    /// Take the request [`Waiting::pick`] just returned (waiting in `key`)
+    /// out of its queue to start it; its peer is served after it in the ring.
+    pub(crate) fn take(&mut self, key: QueueKey, peer_priority: RequestPriority, is_current: impl Fn(Entry) -> bool) {
+        let q = &mut self.queues[key];
+        let taken = q.pop_first();
+        debug_assert!(taken.is_some_and(&is_current), "take follows pick");
+        let (peer, priority) = (q.peer, q.priority);
+        if q.live > 1 {
             // File it under its new first entry (a lower bound: it may be a leftover).
             let head = q.first().map_or(Order::MAX, |e| e.order);
-            self.queue(place.peer, place.priority).refile(place.host, head);
+            let pq = &mut self.peers[peer.index as usize][priority as usize];
+            refile(pq, q, key, head);
         }
-        self.rings[place.class().index()].cursor = place.peer.generation.saturating_add(1);
+        self.remove(key, peer_priority, is_current);
+        self.rings[Class::of(peer_priority, priority).index()].cursor = peer.generation.saturating_add(1);
     }
 
     /// `peer` goes next in `class` (it re-queued a request admitted earlier).
@@ -293,19 +338,32 @@ impl Waiting {
     /// classes of the new priority, keeping their order.
     pub(crate) fn set_peer_priority(&mut self, peer: PeerId, from: RequestPriority, to: RequestPriority) {
         for priority in [RequestPriority::High, RequestPriority::Low] {
-            if self.queue(peer, priority).live > 0 {
-                self.rings[Class::of(from, priority).index()].active.remove(&peer);
-                self.rings[Class::of(to, priority).index()].active.insert(peer);
+            if self.peer_queue(peer, priority).live > 0 {
+                self.rings[Class::of(from, priority).index()].remove(peer);
+                self.rings[Class::of(to, priority).index()].insert(peer);
+            }
+        }
+    }
+
+    /// The peer is gone (its requests have ended): free its emptied queues.
+    pub(crate) fn forget_peer(&mut self, peer: PeerId) {
+        for priority in [RequestPriority::High, RequestPriority::Low] {
+            let pq = std::mem::take(self.peer_queue(peer, priority));
+            debug_assert_eq!(pq.live, 0, "a removed peer has nothing waiting");
+            for key in pq.hosts.into_values() {
+                self.queues.remove(key);
             }
         }
     }
 
     /// Every request of `peer` waiting now (current entries only, each
-    /// once, in no particular order).
+    /// once, in id order).
     pub(crate) fn of_peer(&mut self, peer: PeerId, is_current: impl Fn(Entry) -> bool) -> Vec<RequestId> {
         let mut ids = Vec::new();
         for priority in [RequestPriority::High, RequestPriority::Low] {
-            for q in self.queue(peer, priority).hosts.values() {
+            let keys: Vec<QueueKey> = self.peer_queue(peer, priority).hosts.values().copied().collect();
+            for key in keys {
+                let q = &self.queues[key];
                 ids.extend(q.run.iter().chain(q.moved.iter().map(|r| &r.0)).filter(|&&e| is_current(e)).map(|e| e.id));
             }
         }
@@ -314,36 +372,78 @@ impl Waiting {
         ids
     }
 
-    /// Entries held (current and leftovers) and requests waiting.
-    #[cfg(test)]
-    pub(crate) fn entries_and_live(&self) -> (usize, usize) {
-        let qs = || self.queues.iter().flatten().flat_map(|pq| pq.hosts.values());
-        (qs().map(HostQueue::entries).sum(), qs().map(|q| q.live).sum())
-    }
-
     /// Classes with at least one waiting peer.
     pub(crate) fn busy_classes(&self) -> usize {
         self.rings.iter().filter(|r| !r.active.is_empty()).count()
     }
 
+    /// Entries held (current and leftovers) and requests waiting.
+    #[cfg(test)]
+    pub(crate) fn entries_and_live(&self) -> (usize, usize) {
+        let qs = || self.queues.values();
+        (qs().map(HostQueue::entries).sum(), qs().map(|q| q.live).sum())
+    }
+
     /// Give back the spare capacity of the queues.
     pub(crate) fn shrink_to_fit(&mut self) {
-        while self.queues.last().is_some_and(|[h, l]| h.live == 0 && l.live == 0) {
-            self.queues.pop();
-        }
-        self.queues.shrink_to_fit();
-        for pq in self.queues.iter_mut().flatten() {
-            for q in pq.hosts.values_mut() {
-                q.run.shrink_to_fit();
-                q.moved.shrink_to_fit();
+        for i in 0..self.peers.len() {
+            for priority in [RequestPriority::High, RequestPriority::Low] {
+                let pq = &mut self.peers[i][priority as usize];
+                for key in std::mem::take(&mut pq.emptied) {
+                    let peer = match self.queues.get(key) {
+                        Some(q) => q.peer,
+                        None => continue,
+                    };
+                    free_if_empty(&mut self.queues, pq, key, peer, priority);
+                }
             }
         }
+        while self.peers.last().is_some_and(|[h, l]| h.live == 0 && l.live == 0) {
+            self.peers.pop();
+        }
+        self.peers.shrink_to_fit();
+        self.queues.shrink_to_fit();
+        for key in self.queues.iter().map(|(k, _)| k).collect::<Vec<_>>() {
+            let q = &mut self.queues[key];
+            q.run.shrink_to_fit();
+            q.moved.shrink_to_fit();
+        }
+    }
+}
+
+/// Emptied host queues kept per peer and priority.
+const EMPTY_KEPT: usize = 16;
+
+/// Free host queue `key` of `pq` (of `peer` and `priority`) if it is still
+/// there and empty (it may have been used again, or freed and its key reused).
+fn free_if_empty(
+    queues: &mut Table<QueueKey, HostQueue>,
+    pq: &mut PeerQueue,
+    key: QueueKey,
+    peer: PeerId,
+    priority: RequestPriority,
+) {
+    if let Some(q) = queues.get(key).filter(|q| q.live == 0 && q.peer == peer && q.priority == priority) {
+        if pq.hosts.get(&q.host) == Some(&key) {
+            pq.hosts.remove(&q.host);
+            queues.remove(key);
+        }
+    }
+}
+
+/// File host queue `q` (key `key`) of `pq` under `head`.
+fn refile(pq: &mut PeerQueue, q: &mut HostQueue, key: QueueKey, head: Order) {
+    if q.head != head {
+        pq.heads.remove(&(q.head, key));
+        pq.heads.insert((head, key));
+        q.head = head;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Key;
     use std::num::NonZeroU64;
 
     fn id(n: u64) -> RequestId {
@@ -352,7 +452,7 @@ mod tests {
 
     #[test]
     fn host_queue_keeps_order_across_front_back_and_moved_entries() {
-        let mut q = HostQueue::default();
+        let mut q = HostQueue::new(PeerId { generation: 1, index: 0 }, RequestPriority::Low, HostKey::from_index(0), 0);
         for (order, n) in [(10, 1), (12, 2), (-1, 3), (11, 4), (-2, 5), (13, 6)] {
             q.push(Entry { order, id: id(n) });
         }
@@ -366,8 +466,21 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_order_keeps_its_place_and_differs() {
+        for n in [1, 2, 1000, -1, -2, -1000] {
+            let o = order_of(n);
+            let m = moved(o);
+            assert_ne!(m, o);
+            assert!(m > order_of(n - 1) && m < order_of(n + 1), "{n}");
+            // Stamps wrap inside their bits.
+            let far = (0..(1 << STAMP_BITS)).fold(o, |o, _| moved(o));
+            assert_eq!(far, o);
+        }
+    }
+
+    #[test]
     fn leftovers_are_skipped_and_compacted_away() {
-        let mut q = HostQueue::default();
+        let mut q = HostQueue::new(PeerId { generation: 1, index: 0 }, RequestPriority::Low, HostKey::from_index(0), 0);
         for n in 1..=20 {
             q.push(Entry { order: n, id: id(n as u64) });
         }

@@ -83,13 +83,15 @@ impl Scheduler {
     }
 
     fn start(&mut self, key: ReqKey, now: Instant) {
-        let place = self.place(key);
-        let id = self.reqs[key].id;
-        self.waiting.take(place, id, filed(&self.reqs, place.priority));
         let r = &mut self.reqs[key];
-        let State::Queued { since, age } = &mut r.state else { unreachable!("starting a waiting request") };
-        let since = *since;
+        let id = r.id;
+        let State::Queued { since, age, queue } = &mut r.state else { unreachable!("starting a waiting request") };
+        let (since, queue, priority) = (*since, *queue, r.priority);
         self.timers.disarm(age, TimerKind::Age, id);
+        let peer = self.registry.peer(r.peer);
+        let (peer_id, peer_priority) = (peer.id, peer.priority);
+        self.waiting.take(queue, peer_priority, filed(&self.reqs, priority));
+        let r = &mut self.reqs[key];
         r.attempt = r.attempt.saturating_add(1);
         let ak = self.running.start(&mut self.hosts, key, id, r.host, r.priority == RequestPriority::Low, now);
         r.state = State::Running(ak);
@@ -100,7 +102,7 @@ impl Scheduler {
         self.timers.arm(&mut a.hard, TimerKind::Hard, id, at(self.cfg.hard_timeout));
         let cmd = FetchCmd {
             id,
-            peer: place.peer,
+            peer: peer_id,
             url: r.url.clone(),
             method: r.method,
             range: r.remaining_range(),
