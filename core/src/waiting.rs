@@ -269,7 +269,13 @@ impl Waiting {
                 free_if_empty(&mut self.queues, pq, old, peer, priority);
             }
         } else if q.entries() > 2 * q.live + 8 {
-            q.compact(&is_current);
+            // Leftovers at the head (requests that left in queue order, as
+            // ageing promotes them) go cheaply; a full pass only when the
+            // rest still outnumber the live entries.
+            q.clean_head(&is_current);
+            if q.entries() > 2 * q.live + 8 {
+                q.compact(&is_current);
+            }
             let head = q.first().expect("live entries remain").order;
             refile(pq, q, key, head);
         }
