@@ -56,7 +56,14 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
                     }
                 };
                 match reports.upgrade() {
-                    Some(tx) => ex.spawn(run_transfer(Arc::clone(&transport), *t, tx)).detach(),
+                    Some(tx) => {
+                        #[cfg(feature = "tracing")]
+                        let span = t.span().clone();
+                        let task = run_transfer(Arc::clone(&transport), *t, tx);
+                        #[cfg(feature = "tracing")]
+                        let task = tracing::Instrument::instrument(task, span);
+                        ex.spawn(task).detach();
+                    }
                     // Every handle is gone: the next wake shuts down.
                     None => hub.input(
                         Input::Report(t.done(Err(NetError::Reset("the downloader is gone".into())))),

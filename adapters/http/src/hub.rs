@@ -150,6 +150,9 @@ struct Download {
     /// The terminal event, kept while the sink is out: it settles when the sink is back.
     ended: Option<DownloaderEvent>,
     done: Option<Reply<Outcome>>,
+    /// Its `tracing` span; transfers run inside it.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl Download {
@@ -352,6 +355,8 @@ impl Hub {
         let Item { req, sink, fetch, progress, done } = item;
         let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
+        #[cfg(feature = "tracing")]
+        let first_url = first.clone();
         let mut sink = SinkState::with_progress(sink, self.options.memory_limit, progress).expecting(fetch.expect);
         if !self.options.async_writers {
             sink = sink.refusing_async_writer();
@@ -366,6 +371,8 @@ impl Hub {
             waiting: VecDeque::new(),
             ended: None,
             done: Some(done),
+            #[cfg(feature = "tracing")]
+            span: crate::observe::span(id, peer, &first_url),
         };
         self.downloads.insert(id, download);
         Ok(id)
@@ -449,6 +456,10 @@ impl Hub {
                     }
                 }
                 Output::Event(peer, ev) => {
+                    #[cfg(feature = "tracing")]
+                    if let Some(d) = self.downloads.get(&ev.request_id()) {
+                        crate::observe::event(&d.span, &ev);
+                    }
                     if ev.is_terminal() {
                         self.end(&ev);
                     }
@@ -474,7 +485,12 @@ impl Hub {
         let Some(d) = self.downloads.get(&id) else { return };
         let headers = Headers::for_attempt(&d.headers, &self.options.headers, &d.first, &cmd.url);
         let FetchCmd { attempt, url, .. } = cmd;
-        let t = Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop);
+        #[allow(unused_mut)]
+        let mut t = Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop);
+        #[cfg(feature = "tracing")]
+        {
+            t.span = d.span.clone();
+        }
         self.ready.push_back(Action::Spawn(Box::new(t)));
         self.out += 1;
     }

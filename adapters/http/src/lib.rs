@@ -32,6 +32,8 @@ pub mod fetch;
 pub mod headers;
 pub mod hub;
 pub mod integrity;
+#[cfg(feature = "tracing")]
+mod observe;
 pub mod outcome;
 pub mod parse;
 pub mod partial;

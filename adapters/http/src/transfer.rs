@@ -132,6 +132,9 @@ pub struct Transfer {
     headers: Vec<(String, String)>,
     sink: SinkState,
     pace: Coalescer,
+    /// The download's `tracing` span, for the adapter to run this in.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 impl Transfer {
@@ -142,7 +145,28 @@ impl Transfer {
         sink: SinkState,
         stop: Stop,
     ) -> Self {
-        Self { id, attempt_no, stop, exchange: None, url, method, range, headers, sink, pace: Coalescer::default() }
+        Self {
+            id,
+            attempt_no,
+            stop,
+            exchange: None,
+            url,
+            method,
+            range,
+            headers,
+            sink,
+            pace: Coalescer::default(),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
+        }
+    }
+
+    /// The download's `tracing` span (feature `tracing`): an adapter runs
+    /// the transfer inside it, so what the transport logs nests under it.
+    #[cfg(feature = "tracing")]
+    #[must_use]
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The download this transfer belongs to.
@@ -192,6 +216,8 @@ impl Transfer {
     /// # Errors
     /// The answer is refused (status, a bad 206, an integrity or size limit).
     pub fn on_head(&mut self, status: u16, headers: Vec<(String, String)>) -> Result<Option<Url>, NetError> {
+        #[cfg(feature = "tracing")]
+        crate::observe::head(status);
         let verdict = self.exchange()?.on_head(status, &headers, SystemTime::now());
         match verdict {
             Verdict::Redirect(url) => Ok(Some(url)),

@@ -32,6 +32,8 @@ pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, agent:
                 Err(_) => return,
             },
         };
+        #[cfg(feature = "tracing")]
+        let span = t.span().clone().entered();
         // Reads on this thread give up once the hub stops this transfer.
         watch::watch(Some(t.stop().clone()));
         let result = if t.stop().is_stopped() {
@@ -43,6 +45,8 @@ pub(crate) fn run(shared: &Shared, jobs: &Mutex<Receiver<Box<Transfer>>>, agent:
                 .unwrap_or_else(|_| Err(NetError::Sink("the transfer panicked".into())))
         };
         watch::watch(None);
+        #[cfg(feature = "tracing")]
+        drop(span);
         let done = t.done(result);
         next = shared.call(true, |hub, now| hub.report(done, now)).1;
     }
