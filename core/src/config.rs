@@ -53,8 +53,8 @@ pub struct Config {
     pub max_concurrent: usize,
     /// Transfers running at once per host (host + port). Default none.
     pub max_per_host: Option<usize>,
-    /// Transfers of Low requests running at once; the other slots stay free
-    /// for High demand. Default none.
+    /// Transfers of Low requests running at once; the rest of
+    /// `max_concurrent` stays free for High demand. Default none.
     pub max_low_in_flight: Option<usize>,
     /// Requests waiting (queued or in backoff) beyond which `enqueue` returns
     /// [`EnqueueError::QueueFull`](crate::EnqueueError::QueueFull). Default none.
@@ -70,7 +70,8 @@ pub struct Config {
     pub hard_timeout: Option<Duration>,
     /// Retry policy.
     pub retry: RetryPolicy,
-    /// Abort a running Low request of a worse slot to make room for a High one. Default off.
+    /// Abort a running Low request of a worse class (peer priority ×
+    /// request priority) to make room for a High one. Default off.
     pub preempt_low: bool,
     /// Promote a Low request to High after it waited this long. Default none.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::opt_secs"))]

@@ -1,14 +1,14 @@
 //! Opaque identifiers: requests, peers and groups.
 //!
 //! A [`RequestId`] is monotonic and never reused. [`PeerId`] and [`GroupId`]
-//! are generational: the slot behind them may be reused after the peer or
+//! are generational: the table entry behind them may be reused after the peer or
 //! group is gone, but the generation never repeats, so a stale id never
 //! aliases a new one.
 
 use std::fmt;
 use std::num::NonZeroU64;
 
-/// Bits of a [`RequestId`] that hold the request's slot in the scheduler.
+/// Bits of a [`RequestId`] that hold the request's table entry in the scheduler.
 pub(crate) const KEY_BITS: u32 = 24;
 /// The number of requests that can be alive at once in one scheduler.
 pub(crate) const MAX_LIVE: usize = 1 << KEY_BITS;
@@ -74,7 +74,7 @@ impl fmt::Display for RequestId {
 /// (a track of a media player, a crawler worker, a sync job).
 ///
 /// Generational: after [`Scheduler::remove_peer`](crate::Scheduler::remove_peer)
-/// the id is dead for good, even when a new peer reuses its slot.
+/// the id is dead for good, even when a new peer reuses its table entry.
 /// Ordered by creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

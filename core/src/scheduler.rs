@@ -566,7 +566,7 @@ impl Scheduler {
     /// and the output queue's spare capacity. Cheap when nothing is spare;
     /// call it when the scheduler goes idle after a large batch.
     pub fn shrink_to_fit(&mut self) {
-        // Ids name their slot, but stale ids never match a fresh table.
+        // Ids name their table entry, but stale ids never match a fresh table.
         self.reqs.shrink_to_fit();
         self.waiting.shrink_to_fit();
         self.running.shrink_to_fit();
@@ -627,6 +627,33 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Emptied host queues are kept for the host's next request, at most
+    /// 16 per peer and priority, and freed with their peer: a new peer that
+    /// reuses the removed one's table entry starts clean.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // an arbitrary origin; every time fed is derived from it
+    fn emptied_queues_are_bounded_and_freed_with_their_peer() {
+        let mut s =
+            Scheduler::new(Config { max_concurrent: 1, soft_timeout: None, idle_timeout: None, ..Config::default() });
+        let now = Instant::now();
+        let a = s.add_peer(Low);
+        for h in 0..40 {
+            let id = s.enqueue(a, Request::get(Url::parse(&format!("http://h{h}.example/x")).unwrap()), now).unwrap();
+            assert_eq!(started(&mut s), vec![id]);
+            s.on_complete(id, now);
+            assert!(s.waiting.host_queues() <= 16, "{} queues kept after {h} hosts", s.waiting.host_queues());
+        }
+        s.remove_peer(a, now);
+        assert_eq!(s.waiting.host_queues(), 0, "freed with the peer");
+        let b = s.add_peer(Low);
+        assert_eq!(a.index, b.index, "the new peer reuses the table entry");
+        let id = s.enqueue(b, Request::get(Url::parse("http://h39.example/x").unwrap()), now).unwrap();
+        assert_eq!(started(&mut s), vec![id]);
+        s.on_complete(id, now);
+        s.shrink_to_fit();
+        assert_eq!(s.waiting.host_queues(), 0, "shrink_to_fit frees the kept ones");
     }
 
     /// Priority flips and cancels leave entries behind in the queues; they

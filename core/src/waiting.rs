@@ -378,6 +378,12 @@ impl Waiting {
         ids
     }
 
+    /// Host queues held, empty ones included.
+    #[cfg(test)]
+    pub(crate) fn host_queues(&self) -> usize {
+        self.queues.len()
+    }
+
     /// Classes with at least one waiting peer.
     pub(crate) fn busy_classes(&self) -> usize {
         self.rings.iter().filter(|r| !r.active.is_empty()).count()
