@@ -61,6 +61,9 @@ use std::time::Duration;
 
 pub use handle::{Download, PeerHandle};
 use shared::Shared;
+/// The `ureq` this adapter runs on, for [`Options::agent`] (proxy, TLS,
+/// timeouts) and [`Pool`] without a version to keep in step.
+pub use ureq;
 pub use weir;
 use weir::{Config, ConfigError, RequestPriority, Scheduler};
 /// Where [`Options::record`] writes its trace (feature `trace`).

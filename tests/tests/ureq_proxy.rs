@@ -1,0 +1,123 @@
+//! weir-ureq through a proxy: `Options::agent` carries ureq's proxy
+//! setting (by default the one in `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`),
+//! and the transport that watches for aborts and resets still sits on top
+//! of it. A loopback CONNECT proxy counts the tunnels it opened.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use weir_tests::server::{content, FaultServer};
+use weir_tests::*;
+use weir_ureq::{Downloader, Options, Sink};
+
+/// A CONNECT proxy on 127.0.0.3 that tunnels to loopback targets only and
+/// records each target. Dropping it stops its threads.
+struct Proxy {
+    port: u16,
+    targets: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind(("127.0.0.3", 0)).expect("bind a loopback port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let targets = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (Arc::clone(&targets), Arc::clone(&stop));
+        let accept = std::thread::spawn(move || {
+            // Bounded: at most 10 s of waiting for clients, then it stops by itself.
+            for _ in 0..5000 {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let t = Arc::clone(&t);
+                        std::thread::spawn(move || tunnel(client, &t));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Proxy { port, targets, stop, accept: Some(accept) }
+    }
+
+    fn targets(&self) -> Vec<String> {
+        self.targets.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(a) = self.accept.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// Read `CONNECT host:port`, open the tunnel (loopback only), pump bytes
+/// both ways until either side closes (reads time out after 5 s).
+fn tunnel(client: TcpStream, targets: &Mutex<Vec<String>>) {
+    client.set_nonblocking(false).expect("blocking");
+    client.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut head = BufReader::new(client.try_clone().expect("clone"));
+    let mut line = String::new();
+    if head.read_line(&mut line).is_err() {
+        return;
+    }
+    let target = match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["CONNECT", target, _] => target.to_owned(),
+        _ => return,
+    };
+    // The rest of the head, bounded.
+    for _ in 0..100 {
+        let mut l = String::new();
+        if head.read_line(&mut l).map_or(true, |n| n == 0) || l == "\r\n" {
+            break;
+        }
+    }
+    targets.lock().unwrap_or_else(PoisonError::into_inner).push(target.clone());
+    let addr: std::net::SocketAddr = target.parse().expect("an IP:port target");
+    assert!(addr.ip().is_loopback(), "the proxy tunnels to loopback only");
+    let Ok(server) = TcpStream::connect(addr) else { return };
+    server.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut client = client;
+    if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").is_err() {
+        return;
+    }
+    let (mut c_read, mut s_write) = (head, server.try_clone().expect("clone"));
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c_read, &mut s_write);
+        let _ = s_write.shutdown(Shutdown::Write);
+    });
+    let mut s_read = server;
+    let _ = std::io::copy(&mut s_read, &mut client);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = up.join();
+}
+
+#[test]
+fn downloads_go_through_the_configured_proxy() {
+    let server = FaultServer::start();
+    let proxy = Proxy::start();
+    let agent = weir_ureq::ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(Some(weir_ureq::ureq::Proxy::new(&format!("http://127.0.0.3:{}", proxy.port)).expect("a proxy URL")))
+        .build();
+    let dl = Downloader::try_new(Config::default(), Options { agent, ..Options::default() }).expect("starts");
+    let peer = dl.peer(RequestPriority::Low);
+    let mut a = peer.fetch(Request::get(url(&server.url("/file/3000"))), Sink::Memory).expect("accepted");
+    let got = a.wait_timeout(Duration::from_secs(30)).expect("ends in time").expect("completes");
+    assert_eq!(got.body.as_deref(), Some(&content(3000, 3000)[..]));
+    let targets = proxy.targets();
+    assert_eq!(targets, vec![server.addr().to_string()], "one tunnel, to the server");
+    assert_eq!(server.hits("/file/3000"), 1, "the server saw the request through it");
+}
