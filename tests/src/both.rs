@@ -370,3 +370,75 @@ pub fn cancel_one_of_two(
         }
     }
 }
+
+/// What [`peer_downloads`] saw: the peer's list mid-flight (the first
+/// reading in which every download had bytes and a known total), and after
+/// every download ended.
+#[derive(Debug)]
+pub struct Listed {
+    /// The ids the downloads got, in fetch order.
+    pub ids: Vec<weir::RequestId>,
+    /// The first mid-flight reading, if one came within 5 s.
+    pub during: Option<Vec<(weir::RequestId, weir_http::Snapshot)>>,
+    /// The reading after all ended.
+    pub after: Vec<(weir::RequestId, weir_http::Snapshot)>,
+}
+
+/// Fetch `reqs` on one peer and read the peer's download list
+/// (`PeerHandle::downloads`) every 5 ms until each has bytes and a known
+/// total (at most 5 s), then wait for all and read it again.
+///
+/// # Panics
+/// When the downloader cannot start or a download is refused.
+#[must_use]
+pub fn peer_downloads(adapter: Adapter, config: Config, reqs: Vec<Request>) -> Listed {
+    let limit = std::time::Instant::now() + Duration::from_secs(5);
+    let mid = |l: &[(weir::RequestId, weir_http::Snapshot)], n: usize| {
+        l.len() == n && l.iter().all(|(_, s)| s.bytes > 0 && s.total.is_some())
+    };
+    let n = reqs.len();
+    match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let peer = dl.peer(RequestPriority::Low);
+            let downloads: Vec<_> =
+                reqs.into_iter().map(|r| peer.fetch(r, weir_http::Sink::Memory).expect("accepted")).collect();
+            let ids = downloads.iter().map(weir_ureq::Download::id).collect();
+            let mut during = None;
+            while during.is_none() && std::time::Instant::now() < limit {
+                let l = peer.downloads();
+                if mid(&l, n) {
+                    during = Some(l);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            for d in downloads {
+                let _ = d.wait();
+            }
+            Listed { ids, during, after: peer.downloads() }
+        }
+        Adapter::Async => {
+            let dl = weir_async::Downloader::spawn(config);
+            futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                let mut downloads = Vec::new();
+                for r in reqs {
+                    downloads.push(peer.fetch(r, weir_http::Sink::Memory).await.expect("accepted"));
+                }
+                let ids = downloads.iter().map(weir_async::Download::id).collect();
+                let mut during = None;
+                while during.is_none() && std::time::Instant::now() < limit {
+                    let l = peer.downloads().await;
+                    if mid(&l, n) {
+                        during = Some(l);
+                    }
+                    async_io::Timer::after(Duration::from_millis(5)).await;
+                }
+                for d in downloads {
+                    let _ = d.await;
+                }
+                Listed { ids, during, after: peer.downloads().await }
+            })
+        }
+    }
+}

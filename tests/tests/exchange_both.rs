@@ -467,3 +467,26 @@ fn a_panicking_writer_fails_its_download_and_the_downloader_lives_on() {
         assert_eq!(got[1].outcome.as_ref().map(|r| r.bytes), Ok(100), "{adapter:?}: the next download runs");
     }
 }
+
+/// A peer's download list (progress of each live download, no handle
+/// needed) shows both transfers mid-way with their totals, in id order,
+/// and is empty once they ended; on both adapters.
+#[test]
+fn a_peer_lists_its_live_downloads_with_their_progress() {
+    for adapter in ADAPTERS {
+        let server = FaultServer::start();
+        // 20 000 bytes each, 1000 every 20 ms: about 0.4 s in flight.
+        let reqs = vec![
+            Request::get(Url::parse(&server.url("/drip/20000/1000/20")).expect("url")),
+            Request::get(Url::parse(&server.url("/drip/20000/1000/20")).expect("url")),
+        ];
+        let listed = weir_tests::both::peer_downloads(adapter, Config::default(), reqs);
+        let during = listed.during.unwrap_or_else(|| panic!("{adapter:?}: both listed mid-flight within 5 s"));
+        assert_eq!(during.iter().map(|(id, _)| *id).collect::<Vec<_>>(), listed.ids, "{adapter:?}: in id order");
+        for (_, s) in &during {
+            assert_eq!(s.total, Some(20_000), "{adapter:?}");
+            assert!(s.bytes > 0 && s.bytes <= 20_000, "{adapter:?}: {s:?}");
+        }
+        assert_eq!(listed.after, vec![], "{adapter:?}: ended downloads leave the list");
+    }
+}

@@ -165,6 +165,16 @@ impl PeerHandle {
     pub fn subscribe(&self) -> Receiver<Event> {
         subscribe(&self.inner.tx, Some(self.inner.id))
     }
+
+    /// Each live download of this peer with its progress (bytes in its
+    /// sink, its size once a response told), in id order: the list a UI
+    /// shows for one player or job, without a handle per download. Empty
+    /// once the downloader is gone.
+    pub async fn downloads(&self) -> Vec<(RequestId, Snapshot)> {
+        let (tx, rx) = async_channel::bounded(1);
+        let _ = self.inner.tx.send(Input::Command(Command::Progress(self.inner.id, reply(tx)))).await;
+        rx.recv().await.unwrap_or_default()
+    }
 }
 
 /// A scheduled download: a future of its [`Outcome`]. Dropping it before it

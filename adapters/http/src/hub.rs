@@ -38,7 +38,7 @@ use weir::{
 use crate::fetch::Fetch;
 use crate::headers::Headers;
 use crate::outcome::{Event, Outcome};
-use crate::progress::Progress;
+use crate::progress::{Progress, Snapshot};
 use crate::sink::{Sink, SinkState};
 use crate::trace::Traced;
 use crate::transfer::{Finished, Report, Stop, Transfer};
@@ -92,6 +92,8 @@ pub enum Command {
     SetPriority(RequestId, RequestPriority),
     /// Receive every event (`None`) or one peer's.
     Subscribe(Option<PeerId>, Subscriber),
+    /// The progress of each live download of a peer, in id order.
+    Progress(PeerId, Reply<Vec<(RequestId, Snapshot)>>),
     /// Cancel everything; the hub finishes once every sink is back.
     Shutdown,
 }
@@ -134,6 +136,9 @@ impl Default for HubOptions {
 
 /// One live download.
 struct Download {
+    peer: PeerId,
+    /// What its sink holds, read for [`Hub::progress_of`].
+    progress: Arc<Progress>,
     /// The URL asked for: the origin credentials may go to.
     first: Url,
     method: RequestMethod,
@@ -327,6 +332,7 @@ impl Hub {
             Command::SetPriority(id, p) => self.sched.set_priority(id, p, now),
             Command::Subscribe(None, s) => self.root_subs.push(s),
             Command::Subscribe(Some(p), s) => self.peer_subs.entry(p).or_default().push(s),
+            Command::Progress(p, reply) => reply(self.progress_of(p)),
             Command::Shutdown => {
                 self.sched.shutdown(now);
                 self.shut = true;
@@ -338,6 +344,17 @@ impl Hub {
     /// that calls the hub directly).
     pub fn add_peer(&mut self, priority: RequestPriority) -> PeerId {
         self.sched.add_peer(priority)
+    }
+
+    /// The progress of each live download of `peer` (bytes in its sink,
+    /// its size once known), in id order ([`Command::Progress`] without
+    /// the reply): what a UI lists for one player or job.
+    #[must_use]
+    pub fn progress_of(&self, peer: PeerId) -> Vec<(RequestId, Snapshot)> {
+        let mut all: Vec<_> =
+            self.downloads.iter().filter(|(_, d)| d.peer == peer).map(|(&id, d)| (id, d.progress.get())).collect();
+        all.sort_unstable_by_key(|&(id, _)| id);
+        all
     }
 
     /// A new group of `peer` ([`Command::NewGroup`] without the reply).
@@ -353,6 +370,7 @@ impl Hub {
 
     fn enqueue(&mut self, peer: PeerId, item: Item, now: Instant) -> Result<RequestId, EnqueueError> {
         let Item { req, sink, fetch, progress, done } = item;
+        let watch = Arc::clone(&progress);
         let (first, method, range) = (req.url().clone(), req.method(), req.range_value());
         let id = self.sched.enqueue(peer, req, now)?;
         #[cfg(feature = "tracing")]
@@ -362,6 +380,8 @@ impl Hub {
             sink = sink.refusing_async_writer();
         }
         let download = Download {
+            peer,
+            progress: watch,
             first,
             method,
             range,

@@ -150,6 +150,14 @@ impl PeerHandle {
     pub fn subscribe(&self) -> Receiver<Event> {
         subscribe(&self.inner.shared, Some(self.inner.id))
     }
+
+    /// Each live download of this peer with its progress (bytes in its
+    /// sink, its size once a response told), in id order: the list a UI
+    /// shows for one player or job, without a handle per download.
+    #[must_use]
+    pub fn downloads(&self) -> Vec<(RequestId, Snapshot)> {
+        self.inner.shared.with(|hub, _| hub.progress_of(self.inner.id))
+    }
 }
 
 /// A scheduled download. Dropping it before it finished cancels it
