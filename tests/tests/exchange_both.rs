@@ -490,3 +490,51 @@ fn a_peer_lists_its_live_downloads_with_their_progress() {
         assert_eq!(listed.after, vec![], "{adapter:?}: ended downloads leave the list");
     }
 }
+
+/// A caller's check on the response head (e.g. a media segment must not
+/// be `text/html`, a captive portal's 200) refuses a response before a byte
+/// reaches the sink: the download fails with `Integrity`, is not retried,
+/// leaves no file; a response it accepts completes. Both adapters.
+#[test]
+fn a_response_check_refuses_a_response_before_its_bytes_land() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use weir_http::Fetch;
+    let server = FaultServer::start();
+    let dir = std::env::temp_dir().join(format!("weir-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for adapter in ADAPTERS {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let a = Arc::clone(&asked);
+        // The fault server sends no Content-Type: a segment check refuses it.
+        let segment = Fetch::new().check(move |head| {
+            a.fetch_add(1, Ordering::SeqCst);
+            match head.header("content-type") {
+                Some(t) if t.starts_with("video/") => Ok(()),
+                other => Err(format!("status {} with content type {other:?}", head.status)),
+            }
+        });
+        let tagged = Fetch::new().check(|head| head.header("ETag").map(|_| ()).ok_or_else(|| "no ETag".to_owned()));
+        let dest = dir.join(format!("refused-{adapter:?}"));
+        let got = run_with(
+            adapter,
+            cfg(),
+            &Headers::new(),
+            vec![
+                (get(&server.url("/file/5000")), Into::File(dest.clone()), segment),
+                (get(&server.url("/file/6000")), Into::Memory, tagged),
+            ],
+        );
+        assert!(
+            matches!(&got[0].outcome, Err(FetchError::Failed(NetError::Integrity(m)))
+                if m.contains("response refused: status 200 with content type None")),
+            "{adapter:?}: {:?}",
+            got[0].outcome
+        );
+        assert_eq!(got[0].starts(), 1, "{adapter:?}: not retried");
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "{adapter:?}: asked once");
+        assert!(!dest.exists(), "{adapter:?}: no file");
+        assert_eq!(got[1].body(), &content(6000, 6000)[..], "{adapter:?}");
+    }
+}

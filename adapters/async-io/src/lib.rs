@@ -56,8 +56,10 @@ use weir::{Config, ConfigError, RequestPriority, Scheduler};
 /// Where [`Options::record`] writes its trace (feature `trace`).
 #[cfg(feature = "trace")]
 pub use weir_http::trace::RecordTo;
+pub use weir_http::{
+    Check, Event, Expect, Fetch, FetchError, Head, HeaderError, Headers, Outcome, Progress, Response, Snapshot,
+};
 use weir_http::{Command, Hub, HubOptions, Input};
-pub use weir_http::{Event, Expect, Fetch, FetchError, HeaderError, Headers, Outcome, Progress, Response, Snapshot};
 
 /// The destination of a download's body: memory, a file, a resumable
 /// partial file, a blocking writer or an async writer; the one type both

@@ -35,7 +35,7 @@ use weir::{
     RequestPriority, Scheduler, Url,
 };
 
-use crate::fetch::Fetch;
+use crate::fetch::{Check, Fetch};
 use crate::headers::Headers;
 use crate::outcome::{Event, Outcome};
 use crate::progress::{Progress, Snapshot};
@@ -144,6 +144,8 @@ struct Download {
     method: RequestMethod,
     range: Option<(u64, Option<u64>)>,
     headers: Headers,
+    /// The caller's verdict on a response head, given to each transfer.
+    check: Option<Check>,
     /// `None` while a transfer holds it.
     sink: Option<SinkState>,
     /// The attempt the scheduler runs now, and its abort signal.
@@ -386,6 +388,7 @@ impl Hub {
             method,
             range,
             headers: fetch.headers,
+            check: fetch.check,
             sink: Some(sink),
             running: None,
             waiting: VecDeque::new(),
@@ -505,8 +508,8 @@ impl Hub {
         let Some(d) = self.downloads.get(&id) else { return };
         let headers = Headers::for_attempt(&d.headers, &self.options.headers, &d.first, &cmd.url);
         let FetchCmd { attempt, url, .. } = cmd;
-        #[allow(unused_mut)]
         let mut t = Transfer::new((id, attempt), (url, d.method, d.range), headers, sink, stop);
+        t.check = d.check.clone();
         #[cfg(feature = "tracing")]
         {
             t.span = d.span.clone();

@@ -47,7 +47,7 @@ pub mod transfer;
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
 pub use attempt::{Attempt, End, Held, Verdict, Version};
-pub use fetch::Fetch;
+pub use fetch::{Check, Fetch, Head};
 pub use headers::{HeaderError, Headers, USER_AGENT};
 pub use hub::{Action, Command, Hub, HubOptions, Input, Item, Reply, Settlement, Subscriber};
 pub use integrity::{Expect, Verifier};

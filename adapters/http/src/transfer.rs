@@ -22,6 +22,7 @@ use std::time::SystemTime;
 use weir::{NetError, RequestId, RequestMethod, Url};
 
 use crate::attempt::{Ask, Attempt, End, Verdict};
+use crate::fetch::{Check, Head};
 use crate::report::Coalescer;
 use crate::sink::SinkState;
 
@@ -132,6 +133,8 @@ pub struct Transfer {
     headers: Vec<(String, String)>,
     sink: SinkState,
     pace: Coalescer,
+    /// The caller's verdict on a response head it would accept.
+    pub(crate) check: Option<Check>,
     /// The download's `tracing` span, for the adapter to run this in.
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
@@ -156,6 +159,7 @@ impl Transfer {
             headers,
             sink,
             pace: Coalescer::default(),
+            check: None,
             #[cfg(feature = "tracing")]
             span: tracing::Span::none(),
         }
@@ -228,6 +232,10 @@ impl Transfer {
                 Err(error)
             }
             Verdict::Accept { restart, record } => {
+                if let Some(check) = &self.check {
+                    let head = Head { status, headers: &headers };
+                    check.verdict(&head).map_err(|why| NetError::Integrity(format!("response refused: {why}")))?;
+                }
                 let exchange = self.exchange.as_ref().ok_or_else(|| NetError::Protocol("not begun".into()))?;
                 self.sink.accept(restart, record.then_some((status, headers)), exchange)?;
                 Ok(None)

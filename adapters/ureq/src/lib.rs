@@ -70,8 +70,8 @@ use weir::{Config, ConfigError, RequestPriority, Scheduler};
 #[cfg(feature = "trace")]
 pub use weir_http::trace::RecordTo;
 pub use weir_http::{
-    content_range, retry_after, ContentRange, Event, Expect, Fetch, FetchError, HeaderError, Headers, Outcome,
-    Progress, Response, Sink, Snapshot, DEFAULT_MEMORY_LIMIT,
+    content_range, retry_after, Check, ContentRange, Event, Expect, Fetch, FetchError, Head, HeaderError, Headers,
+    Outcome, Progress, Response, Sink, Snapshot, DEFAULT_MEMORY_LIMIT,
 };
 use weir_http::{Hub, HubOptions, Transfer};
 
