@@ -442,3 +442,41 @@ pub fn peer_downloads(adapter: Adapter, config: Config, reqs: Vec<Request>) -> L
         }
     }
 }
+
+/// Fetch `url` into memory through the HTTP CONNECT proxy at `proxy`
+/// (`http://host:port`), set the adapter's way: ureq's config for
+/// weir-ureq, [`weir_async::Proxies`] for weir-async.
+///
+/// # Panics
+/// When the downloader cannot start or the download is refused.
+pub fn fetch_via_proxy(adapter: Adapter, proxy: &str, url: weir::Url) -> Result<Response, FetchError> {
+    let req = Request::get(url);
+    match adapter {
+        Adapter::Ureq => {
+            let agent = weir_ureq::ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(Some(weir_ureq::ureq::Proxy::new(proxy).expect("a proxy URL")))
+                .build();
+            let options = weir_ureq::Options { agent, ..weir_ureq::Options::default() };
+            let dl = weir_ureq::Downloader::try_new(Config::default(), options).expect("a downloader");
+            let peer = dl.peer(RequestPriority::Low);
+            let mut d = peer.fetch(req, weir_http::Sink::Memory).expect("accepted");
+            d.wait_timeout(Duration::from_secs(30)).expect("ends in time")
+        }
+        Adapter::Async => {
+            let proxies = weir_async::Proxies::all(proxy).expect("a proxy URL");
+            let transport = std::sync::Arc::new(weir_async::HyperTransport::new().with_proxies(proxies));
+            let (dl, driver) = weir_async::Downloader::with_options(Config::default(), transport, Default::default())
+                .expect("a downloader");
+            let driver_thread = std::thread::spawn(move || async_io::block_on(driver));
+            let out = futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                let d = peer.fetch(req, weir_http::Sink::Memory).await.expect("accepted");
+                d.await
+            });
+            drop(dl);
+            driver_thread.join().expect("the driver ends");
+            out
+        }
+    }
+}

@@ -26,6 +26,7 @@ pub mod hub_fuzz;
 pub mod model;
 pub mod nginx;
 pub mod ops;
+pub mod proxy;
 pub use weir_faultserver as server;
 
 use std::collections::BTreeMap;

@@ -40,6 +40,7 @@
 
 mod driver;
 mod handle;
+mod proxy;
 mod transport;
 
 use std::future::Future;
@@ -50,6 +51,7 @@ use async_channel::{Receiver, Sender};
 /// The rustls version the default transport uses (to build a `RootCertStore`).
 pub use futures_rustls::rustls;
 pub use handle::{Download, PeerHandle};
+pub use proxy::Proxies;
 pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
 pub use weir;
 use weir::{Config, ConfigError, RequestPriority, Scheduler};

@@ -16,6 +16,8 @@ use http_body_util::Empty;
 use hyper::body::{Body, Bytes, Incoming};
 use weir::{NetError, RequestMethod, Url};
 
+use crate::proxy::Proxies;
+
 /// One HTTP request of an attempt (redirects are followed by the adapter,
 /// so a transport sends exactly one request).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,7 @@ pub trait Transport: Send + Sync + 'static {
 pub struct HyperTransport {
     tls: Arc<ClientConfig>,
     pool: Pool,
+    proxies: Proxies,
 }
 
 /// (https, host, port).
@@ -175,13 +178,22 @@ impl HyperTransport {
             .expect("ring supports TLS 1.2 and 1.3")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Self { tls: Arc::new(tls), pool: Pool::default() }
+        Self { tls: Arc::new(tls), pool: Pool::default(), proxies: Proxies::from_env() }
     }
 
     /// With a complete rustls client configuration.
     #[must_use]
     pub fn with_tls_config(tls: Arc<ClientConfig>) -> Self {
-        Self { tls, pool: Pool::default() }
+        Self { tls, pool: Pool::default(), proxies: Proxies::from_env() }
+    }
+
+    /// Through these proxies instead of the environment's (which every
+    /// constructor reads: see [`Proxies::from_env`]); [`Proxies::none`]
+    /// for direct connections only.
+    #[must_use]
+    pub fn with_proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 }
 
@@ -195,10 +207,6 @@ fn map_hyper(e: &hyper::Error) -> NetError {
     } else {
         NetError::Reset(e.to_string())
     }
-}
-
-fn map_connect(e: &std::io::Error) -> NetError {
-    NetError::Connect(e.to_string())
 }
 
 /// A body that keeps driving its connection while it is read, and hands
@@ -304,7 +312,7 @@ async fn exchange(
 
 impl Transport for HyperTransport {
     fn send(&self, req: HttpRequest) -> ResponseFuture {
-        let (tls, pool) = (Arc::clone(&self.tls), self.pool.clone());
+        let (tls, pool, proxies) = (Arc::clone(&self.tls), self.pool.clone(), self.proxies.clone());
         Box::pin(async move {
             let https = match req.url.scheme() {
                 "http" => false,
@@ -325,17 +333,7 @@ impl Transport for HyperTransport {
                 }
             }
             let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-            let stream = match bare.parse::<std::net::IpAddr>() {
-                Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| map_connect(&e))?,
-                Err(_) => async_net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                        map_connect(&e)
-                    } else {
-                        NetError::Dns(e.to_string())
-                    }
-                })?,
-            };
-            let _ = stream.set_nodelay(true);
+            let stream = proxies.connect(https, &host, port).await?;
             let idle = if https {
                 let name = ServerName::try_from(bare).map_err(|e| NetError::Tls(e.to_string()))?;
                 let tls = futures_rustls::TlsConnector::from(tls)

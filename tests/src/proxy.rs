@@ -1,7 +1,5 @@
-//! weir-ureq through a proxy: `Options::agent` carries ureq's proxy
-//! setting (by default the one in `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`),
-//! and the transport that watches for aborts and resets still sits on top
-//! of it. A loopback CONNECT proxy counts the tunnels it opened.
+//! A loopback HTTP CONNECT proxy that records its tunnels, for testing
+//! that downloads go through a configured proxy.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -10,21 +8,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use weir_tests::server::{content, FaultServer};
-use weir_tests::*;
-use weir_ureq::{Downloader, Options, Sink};
-
 /// A CONNECT proxy on 127.0.0.3 that tunnels to loopback targets only and
 /// records each target. Dropping it stops its threads.
-struct Proxy {
-    port: u16,
+pub struct ConnectProxy {
+    /// Its port.
+    pub port: u16,
     targets: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
 
-impl Proxy {
-    fn start() -> Self {
+impl ConnectProxy {
+    /// Start it on a free port of 127.0.0.3.
+    ///
+    /// # Panics
+    /// When binding fails.
+    #[must_use]
+    pub fn start() -> Self {
         let listener = TcpListener::bind(("127.0.0.3", 0)).expect("bind a loopback port");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -46,15 +46,17 @@ impl Proxy {
                 }
             }
         });
-        Proxy { port, targets, stop, accept: Some(accept) }
+        ConnectProxy { port, targets, stop, accept: Some(accept) }
     }
 
-    fn targets(&self) -> Vec<String> {
+    /// The `CONNECT` targets asked for so far, in order.
+    #[must_use]
+    pub fn targets(&self) -> Vec<String> {
         self.targets.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
-impl Drop for Proxy {
+impl Drop for ConnectProxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(a) = self.accept.take() {
@@ -102,22 +104,4 @@ fn tunnel(client: TcpStream, targets: &Mutex<Vec<String>>) {
     let _ = std::io::copy(&mut s_read, &mut client);
     let _ = client.shutdown(Shutdown::Both);
     let _ = up.join();
-}
-
-#[test]
-fn downloads_go_through_the_configured_proxy() {
-    let server = FaultServer::start();
-    let proxy = Proxy::start();
-    let agent = weir_ureq::ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(Some(weir_ureq::ureq::Proxy::new(&format!("http://127.0.0.3:{}", proxy.port)).expect("a proxy URL")))
-        .build();
-    let dl = Downloader::try_new(Config::default(), Options { agent, ..Options::default() }).expect("starts");
-    let peer = dl.peer(RequestPriority::Low);
-    let mut a = peer.fetch(Request::get(url(&server.url("/file/3000"))), Sink::Memory).expect("accepted");
-    let got = a.wait_timeout(Duration::from_secs(30)).expect("ends in time").expect("completes");
-    assert_eq!(got.body.as_deref(), Some(&content(3000, 3000)[..]));
-    let targets = proxy.targets();
-    assert_eq!(targets, vec![server.addr().to_string()], "one tunnel, to the server");
-    assert_eq!(server.hits("/file/3000"), 1, "the server saw the request through it");
 }

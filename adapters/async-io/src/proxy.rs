@@ -1,0 +1,172 @@
+//! HTTP CONNECT proxies for [`HyperTransport`](crate::HyperTransport):
+//! from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+//! `NO_PROXY`, upper or lower case, as curl reads them) or set by hand.
+//! Every request, http or https, goes through a `CONNECT host:port`
+//! tunnel, the way ureq does it.
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use weir::{NetError, Url};
+
+/// Where requests go through, and which hosts skip it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxies {
+    http: Option<Endpoint>,
+    https: Option<Endpoint>,
+    /// Hosts (and their subdomains) reached directly; `*` means all.
+    no_proxy: Vec<String>,
+}
+
+/// One proxy: host and port (`http://` proxies only; no credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    fn parse(text: &str) -> Result<Self, String> {
+        let with_scheme = if text.contains("://") { text.to_owned() } else { format!("http://{text}") };
+        let url = Url::parse(&with_scheme).map_err(|e| format!("proxy {text:?}: {e}"))?;
+        if url.scheme() != "http" {
+            return Err(format!("proxy {text:?}: only http:// proxies are supported"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("proxy {text:?}: credentials are not supported"));
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("proxy {text:?}: no host"))?;
+        Ok(Endpoint { host: host.to_owned(), port: url.port().unwrap_or(80) })
+    }
+}
+
+impl Proxies {
+    /// No proxy: every request connects directly.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// One proxy for http and https requests.
+    ///
+    /// # Errors
+    /// A text that is not `http://host[:port]` (or `host[:port]`).
+    pub fn all(proxy: &str) -> Result<Self, String> {
+        let e = Endpoint::parse(proxy)?;
+        Ok(Proxies { http: Some(e.clone()), https: Some(e), no_proxy: Vec::new() })
+    }
+
+    /// Reach these hosts (and their subdomains; `*`: every host) directly.
+    #[must_use]
+    pub fn except(mut self, hosts: &[&str]) -> Self {
+        self.no_proxy.extend(hosts.iter().map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase()));
+        self
+    }
+
+    /// What the environment says: `HTTPS_PROXY` for https, `HTTP_PROXY`
+    /// for http, `ALL_PROXY` for either when those are unset, `NO_PROXY`
+    /// (comma-separated hosts) for the exceptions; lower-case names too.
+    /// A variable that does not parse is ignored (there is no one to tell
+    /// at start-up); set the proxy by hand to get the error.
+    #[must_use]
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).or_else(|_| std::env::var(name.to_ascii_lowercase())).ok().filter(|v| !v.is_empty())
+        };
+        let parsed = |name: &str| var(name).and_then(|v| Endpoint::parse(&v).ok());
+        let all = parsed("ALL_PROXY");
+        let no_proxy = var("NO_PROXY")
+            .map(|v| v.split(',').map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        Proxies { http: parsed("HTTP_PROXY").or_else(|| all.clone()), https: parsed("HTTPS_PROXY").or(all), no_proxy }
+    }
+
+    /// The proxy a request to `host` goes through, if any.
+    fn for_host(&self, https: bool, host: &str) -> Option<&Endpoint> {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let skip = self
+            .no_proxy
+            .iter()
+            .any(|n| n == "*" || (!n.is_empty() && (host == *n || host.ends_with(&format!(".{n}")))));
+        if skip {
+            return None;
+        }
+        if https {
+            self.https.as_ref()
+        } else {
+            self.http.as_ref()
+        }
+    }
+
+    /// Open a TCP stream to `host:port`, through a CONNECT tunnel when a
+    /// proxy applies.
+    pub(crate) async fn connect(&self, https: bool, host: &str, port: u16) -> Result<async_net::TcpStream, NetError> {
+        let Some(proxy) = self.for_host(https, host) else { return direct(host, port).await };
+        let mut stream = direct(&proxy.host, proxy.port).await?;
+        let target = format!("{host}:{port}");
+        let ask =
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {}\r\n\r\n", weir_http::USER_AGENT);
+        stream.write_all(ask.as_bytes()).await.map_err(|e| NetError::Connect(format!("proxy: {e}")))?;
+        // The proxy's answer head, read a byte at a time so nothing of the
+        // tunnel is consumed; bounded.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 * 1024 {
+                return Err(NetError::Protocol("the proxy's answer to CONNECT is too long".into()));
+            }
+            let mut byte = [0u8];
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                Ok(_) => return Err(NetError::Connect("the proxy closed the connection during CONNECT".into())),
+                Err(e) => return Err(NetError::Connect(format!("proxy: {e}"))),
+            }
+        }
+        let status_line =
+            String::from_utf8_lossy(&head[..head.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
+        let ok = status_line.split_whitespace().nth(1).is_some_and(|code| code.starts_with('2'));
+        if !ok {
+            return Err(NetError::Connect(format!("the proxy refused the tunnel to {target}: {status_line}")));
+        }
+        Ok(stream)
+    }
+}
+
+/// A direct TCP connection; a refused one is `Connect`, a failed lookup `Dns`.
+async fn direct(host: &str, port: u16) -> Result<async_net::TcpStream, NetError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let refused = |e: &std::io::Error| NetError::Connect(e.to_string());
+    let stream = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| refused(&e))?,
+        Err(_) => async_net::TcpStream::connect((bare, port)).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                refused(&e)
+            } else {
+                NetError::Dns(e.to_string())
+            }
+        })?,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exceptions_match_hosts_and_their_subdomains() {
+        let p = Proxies::all("proxy.example:3128").unwrap().except(&[".internal.example", "db"]);
+        assert_eq!(p.for_host(false, "cdn.example").map(|e| e.port), Some(3128));
+        assert!(p.for_host(true, "a.internal.example").is_none());
+        assert!(p.for_host(true, "internal.example").is_none());
+        assert!(p.for_host(false, "db").is_none());
+        assert!(p.for_host(false, "notdb").is_some());
+        assert!(Proxies::all("p:1").unwrap().except(&["*"]).for_host(false, "x").is_none());
+    }
+
+    #[test]
+    fn only_plain_http_proxies_without_credentials() {
+        assert!(Proxies::all("https://p:1").is_err());
+        assert!(Proxies::all("http://u:pw@p:1").is_err());
+        assert!(Proxies::all("socks5://p:1").is_err());
+        assert_eq!(Proxies::all("http://p").unwrap().http.unwrap().port, 80);
+    }
+}
