@@ -63,6 +63,14 @@ pub struct GetOptions {
     /// The User-Agent to send (default weir/VERSION).
     #[arg(long, value_name = "TEXT")]
     pub user_agent: Option<String>,
+    /// Go through this proxy (http://HOST:PORT, an HTTP CONNECT proxy).
+    /// Without it: HTTPS_PROXY, HTTP_PROXY or ALL_PROXY from the
+    /// environment, minus the hosts in NO_PROXY.
+    #[arg(short = 'x', long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, whatever the environment says.
+    #[arg(long)]
+    pub no_proxy: bool,
     /// Print the event stream as JSON lines.
     #[arg(long)]
     pub events: bool,
@@ -237,7 +245,20 @@ pub fn get(opts: GetOptions) -> i32 {
             }
         },
     };
-    let dl = match Downloader::try_new(cfg, weir_ureq::Options { headers, record, ..weir_ureq::Options::default() }) {
+    let mut options = weir_ureq::Options { headers, record, ..weir_ureq::Options::default() };
+    if opts.no_proxy {
+        options = options.with_proxy(None);
+    }
+    if let Some(p) = &opts.proxy {
+        match weir_ureq::ureq::Proxy::new(p) {
+            Ok(proxy) => options = options.with_proxy(Some(proxy)),
+            Err(e) => {
+                eprintln!("weir: --proxy {}: {e}", escape(p));
+                return 2;
+            }
+        }
+    }
+    let dl = match Downloader::try_new(cfg, options) {
         Ok(dl) => Arc::new(dl),
         Err(e) => {
             eprintln!("weir: cannot start: {e}");

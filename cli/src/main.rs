@@ -46,7 +46,7 @@ enum Cmd {
     /// Exit codes: 0 every URL saved; 1 some failed (each listed on stderr);
     /// 2 usage error (nothing downloaded); 130 interrupted (partial files
     /// kept for the next run).
-    Get(get::GetOptions),
+    Get(Box<get::GetOptions>),
     /// Show status, size and headers of URLs (HTTP HEAD).
     Head {
         /// URLs to ask about.
@@ -72,7 +72,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Demo { events, record } => demo::demo(events, record.as_deref()),
-        Cmd::Get(opts) => get::get(opts),
+        Cmd::Get(opts) => get::get(*opts),
         Cmd::Head { urls } => get::head(&urls),
         Cmd::Replay { trace, diff } => replay::replay(&trace, diff),
     };

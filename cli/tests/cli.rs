@@ -443,3 +443,47 @@ fn a_run_recorded_by_get_replays_identically_and_a_broken_trace_is_refused() {
     assert!(text(&out.stderr).contains("trace line 5"), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `-x/--proxy` sends every request through that CONNECT proxy; without
+/// it `HTTP_PROXY` from the environment does, unless `--no-proxy`; a
+/// proxy URL that does not parse is a usage error.
+#[test]
+fn get_goes_through_the_proxy_it_is_told_or_the_environment_names() {
+    use weir_tests::proxy::ConnectProxy;
+    let server = FaultServer::start();
+    let url = server.url("/named/2000/p.bin");
+    let proxy_url = |p: &ConnectProxy| format!("http://127.0.0.3:{}", p.port);
+
+    let dir = tempdir("proxy-flag");
+    let proxy = ConnectProxy::start();
+    let out = weir(&["get", "-q", "-x", &proxy_url(&proxy), "-o", dir.to_str().unwrap(), &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("p.bin")).unwrap(), content(2000, 2000));
+    assert_eq!(proxy.targets(), vec![server.addr().to_string()], "through the proxy");
+
+    let dir = tempdir("proxy-env");
+    let proxy = ConnectProxy::start();
+    let env_get = |extra: &[&str]| {
+        let mut args = vec!["get", "-q", "-o", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(&args)
+            .env("HTTP_PROXY", proxy_url(&proxy))
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .expect("run weir")
+    };
+    let out = env_get(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(proxy.targets().len(), 1, "HTTP_PROXY is used");
+    let out = env_get(&["--no-proxy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(proxy.targets().len(), 1, "--no-proxy connects directly");
+    assert_eq!(server.hits("/named/2000/p.bin"), 3);
+
+    let out = weir(&["get", "-x", "http://[bad", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--proxy"), "{}", text(&out.stderr));
+}

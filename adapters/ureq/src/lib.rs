@@ -149,13 +149,27 @@ pub struct Options {
     pub headers: Headers,
 }
 
+/// weir's starting point for an agent: ureq's defaults (proxy from the
+/// environment), status codes as responses, a 30 s connect timeout.
+fn agent_builder() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_connect(Some(Duration::from_secs(30)))
+}
+
+impl Options {
+    /// With `agent` rebuilt from weir's defaults with this proxy instead of
+    /// the environment's (`None`: direct connections only). Set other agent
+    /// settings after this, or build the whole config yourself.
+    #[must_use]
+    pub fn with_proxy(mut self, proxy: Option<ureq::Proxy>) -> Self {
+        self.agent = agent_builder().proxy(proxy).build();
+        self
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_connect(Some(Duration::from_secs(30)))
-                .build(),
+            agent: agent_builder().build(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             headers: Headers::new(),
             pool: None,
