@@ -26,5 +26,5 @@ pub use error::{ConfigError, EnqueueError, NetError};
 pub use events::{CancelReason, DownloaderEvent, Output};
 pub use ids::{GroupId, PeerId, RequestId};
 pub use request::{FetchCmd, Request, RequestMethod, RequestPriority};
-pub use scheduler::{Footprint, Scheduler};
+pub use scheduler::{Footprint, QueueFootprint, Scheduler};
 pub use url::Url;

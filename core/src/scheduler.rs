@@ -587,6 +587,14 @@ impl Scheduler {
         }
     }
 
+    /// How much the wait queues hold, for tests and diagnostics (see
+    /// [`QueueFootprint`]).
+    #[must_use]
+    pub fn queue_footprint(&self) -> QueueFootprint {
+        let (entries, waiting, host_queues) = self.waiting.sizes();
+        QueueFootprint { entries, waiting, host_queues }
+    }
+
     /// The request's current priority, or `None` when it has ended.
     #[must_use]
     pub fn priority_of(&self, id: RequestId) -> Option<RequestPriority> {
@@ -614,88 +622,19 @@ pub struct Footprint {
     pub waiting_peers: usize,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::request::RequestPriority::{High, Low};
-    use std::time::Duration;
-
-    fn started(s: &mut Scheduler) -> Vec<RequestId> {
-        std::iter::from_fn(|| s.poll_output())
-            .filter_map(|o| match o {
-                Output::Start(c) => Some(c.id),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Emptied host queues are kept for the host's next request, at most
-    /// 16 per peer and priority, and freed with their peer: a new peer that
-    /// reuses the removed one's table entry starts clean.
-    #[test]
-    #[allow(clippy::disallowed_methods)] // an arbitrary origin; every time fed is derived from it
-    fn emptied_queues_are_bounded_and_freed_with_their_peer() {
-        let mut s =
-            Scheduler::new(Config { max_concurrent: 1, soft_timeout: None, idle_timeout: None, ..Config::default() });
-        let now = Instant::now();
-        let a = s.add_peer(Low);
-        for h in 0..40 {
-            let id = s.enqueue(a, Request::get(Url::parse(&format!("http://h{h}.example/x")).unwrap()), now).unwrap();
-            assert_eq!(started(&mut s), vec![id]);
-            s.on_complete(id, now);
-            assert!(s.waiting.host_queues() <= 16, "{} queues kept after {h} hosts", s.waiting.host_queues());
-        }
-        s.remove_peer(a, now);
-        assert_eq!(s.waiting.host_queues(), 0, "freed with the peer");
-        let b = s.add_peer(Low);
-        assert_eq!(a.index, b.index, "the new peer reuses the table entry");
-        let id = s.enqueue(b, Request::get(Url::parse("http://h39.example/x").unwrap()), now).unwrap();
-        assert_eq!(started(&mut s), vec![id]);
-        s.on_complete(id, now);
-        s.shrink_to_fit();
-        assert_eq!(s.waiting.host_queues(), 0, "shrink_to_fit frees the kept ones");
-    }
-
-    /// Priority flips and cancels leave entries behind in the queues; they
-    /// stay bounded by the live requests, and the start order is still by
-    /// class, then original enqueue order.
-    #[test]
-    #[allow(clippy::disallowed_methods)] // an arbitrary origin; every time fed is derived from it
-    fn leftovers_stay_bounded_and_order_survives_priority_flips() {
-        let mut s =
-            Scheduler::new(Config { max_concurrent: 1, soft_timeout: None, idle_timeout: None, ..Config::default() });
-        let peer = s.add_peer(High);
-        let now = Instant::now();
-        let url = Url::parse("http://h.example/x").unwrap();
-        let blocker = s.enqueue(peer, Request::get(url.clone()), now).unwrap();
-        assert_eq!(started(&mut s), vec![blocker]);
-        let ids: Vec<_> = (0..60).map(|_| s.enqueue(peer, Request::get(url.clone()), now).unwrap()).collect();
-        for round in 0..50 {
-            for (i, &id) in ids.iter().enumerate() {
-                let p = if (i + round) % 3 == 0 { High } else { Low };
-                s.set_priority(id, p, now);
-            }
-            let (entries, live) = s.waiting.entries_and_live();
-            assert!(entries <= 2 * live + 2 * 9, "round {round}: {entries} entries for {live} waiting");
-        }
-        for &id in ids.iter().step_by(4) {
-            s.cancel(id, now);
-        }
-        // Final priorities are those of round 49.
-        let kept: Vec<(usize, RequestId)> = ids.iter().copied().enumerate().filter(|(i, _)| i % 4 != 0).collect();
-        let high = kept.iter().filter(|(i, _)| (i + 49) % 3 == 0).map(|&(_, id)| id);
-        let low = kept.iter().filter(|(i, _)| (i + 49) % 3 != 0).map(|&(_, id)| id);
-        let expected: Vec<RequestId> = high.chain(low).collect();
-        let mut order = Vec::new();
-        let mut done = blocker;
-        for _ in 0..expected.len() {
-            s.on_complete(done, now + Duration::from_millis(1));
-            let next = started(&mut s);
-            assert_eq!(next.len(), 1);
-            done = next[0];
-            order.push(done);
-        }
-        assert_eq!(order, expected);
-        assert_eq!(s.waiting.entries_and_live(), (0, 0), "nothing left behind once the queue is empty");
-    }
+/// What the wait queues hold, from [`Scheduler::queue_footprint`]. A
+/// request that leaves a queue without starting (cancelled, moved to the
+/// other priority) leaves its entry behind until it reaches the head or
+/// leftovers outnumber the queue's live entries, so `entries` may exceed
+/// `waiting`, within about twice it; a host queue that empties is kept for
+/// the host's next request (16 per peer and priority at most) until its
+/// peer is removed or [`Scheduler::shrink_to_fit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueFootprint {
+    /// Queue entries held, leftovers included.
+    pub entries: usize,
+    /// Requests waiting in a queue (not in a backoff, not running).
+    pub waiting: usize,
+    /// Host queues held, emptied ones kept for reuse included.
+    pub host_queues: usize,
 }

@@ -378,22 +378,16 @@ impl Waiting {
         ids
     }
 
-    /// Host queues held, empty ones included.
-    #[cfg(test)]
-    pub(crate) fn host_queues(&self) -> usize {
-        self.queues.len()
-    }
-
     /// Classes with at least one waiting peer.
     pub(crate) fn busy_classes(&self) -> usize {
         self.rings.iter().filter(|r| !r.active.is_empty()).count()
     }
 
-    /// Entries held (current and leftovers) and requests waiting.
-    #[cfg(test)]
-    pub(crate) fn entries_and_live(&self) -> (usize, usize) {
+    /// Entries held (current and leftovers), requests waiting, host
+    /// queues held (emptied ones kept for reuse included).
+    pub(crate) fn sizes(&self) -> (usize, usize, usize) {
         let qs = || self.queues.values();
-        (qs().map(HostQueue::entries).sum(), qs().map(|q| q.live).sum())
+        (qs().map(HostQueue::entries).sum(), qs().map(|q| q.live).sum(), self.queues.len())
     }
 
     /// Give back the spare capacity of the queues.
