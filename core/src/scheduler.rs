@@ -147,9 +147,12 @@ impl Scheduler {
     pub fn remove_peer(&mut self, peer: PeerId, now: Instant) {
         self.tick(now);
         let Some(pk) = self.registry.peer_key(peer) else { return };
-        // Its requests are waiting, running or in a backoff.
+        // Its requests are waiting, running or in a backoff; sorted once
+        // here, for the events' id order.
         let reqs = &self.reqs;
         let of_peer = |id: RequestId| live(reqs, id).filter(|&k| reqs[k].peer == pk);
+        // An entry is current when its request waits under that order (its
+        // own priority's queue is the only one holding such an entry).
         let waiting =
             self.waiting.of_peer(peer, |e| live(reqs, e.id).is_some_and(|k| reqs[k].is_filed(e, reqs[k].priority)));
         let running = self.running.iter().map(|(_, a)| a.id);

@@ -362,20 +362,13 @@ impl Waiting {
         }
     }
 
-    /// Every request of `peer` waiting now (current entries only, each
-    /// once, in id order).
-    pub(crate) fn of_peer(&mut self, peer: PeerId, is_current: impl Fn(Entry) -> bool) -> Vec<RequestId> {
-        let mut ids = Vec::new();
-        for priority in [RequestPriority::High, RequestPriority::Low] {
-            let keys: Vec<QueueKey> = self.peer_queue(peer, priority).hosts.values().copied().collect();
-            for key in keys {
-                let q = &self.queues[key];
-                ids.extend(q.run.iter().chain(q.moved.iter().map(|r| &r.0)).filter(|&&e| is_current(e)).map(|e| e.id));
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+    /// The requests of `peer` waiting now (current entries only; a
+    /// request may appear twice, in no particular order: the caller sorts).
+    pub(crate) fn of_peer(&self, peer: PeerId, is_current: impl Fn(Entry) -> bool) -> Vec<RequestId> {
+        let Some(both) = self.peers.get(peer.index as usize) else { return Vec::new() };
+        let queues = both.iter().flat_map(|pq| pq.hosts.values()).map(|&key| &self.queues[key]);
+        let entries = queues.flat_map(|q| q.run.iter().chain(q.moved.iter().map(|r| &r.0)));
+        entries.filter(|&&e| is_current(e)).map(|e| e.id).collect()
     }
 
     /// Classes with at least one waiting peer.
