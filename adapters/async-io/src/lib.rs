@@ -40,7 +40,6 @@
 
 mod driver;
 mod handle;
-mod proxy;
 mod transport;
 
 use std::future::Future;
@@ -51,10 +50,10 @@ use async_channel::{Receiver, Sender};
 /// The rustls version the default transport uses (to build a `RootCertStore`).
 pub use futures_rustls::rustls;
 pub use handle::{Download, PeerHandle};
-pub use proxy::Proxies;
 pub use transport::{BodyStream, HttpRequest, HttpResponse, HyperTransport, ResponseFuture, Transport};
 pub use weir;
 use weir::{Config, ConfigError, RequestPriority, Scheduler};
+pub use weir_http::proxy::Proxies;
 /// Where [`Options::record`] writes its trace (feature `trace`).
 #[cfg(feature = "trace")]
 pub use weir_http::trace::RecordTo;

@@ -9,14 +9,14 @@ use std::task::{Context, Poll};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures_lite::{AsyncRead, AsyncWrite, Stream};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Stream};
 use futures_rustls::rustls::pki_types::ServerName;
 use futures_rustls::rustls::{ClientConfig, RootCertStore};
 use http_body_util::Empty;
 use hyper::body::{Body, Bytes, Incoming};
 use weir::{NetError, RequestMethod, Url};
 
-use crate::proxy::Proxies;
+use weir_http::proxy::{Proxies, Tunnel};
 
 /// One HTTP request of an attempt (redirects are followed by the adapter,
 /// so a transport sends exactly one request).
@@ -333,7 +333,7 @@ impl Transport for HyperTransport {
                 }
             }
             let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-            let stream = proxies.connect(https, &host, port).await?;
+            let stream = connect(&proxies, https, &host, port).await?;
             let idle = if https {
                 let name = ServerName::try_from(bare).map_err(|e| NetError::Tls(e.to_string()))?;
                 let tls = futures_rustls::TlsConnector::from(tls)
@@ -347,4 +347,44 @@ impl Transport for HyperTransport {
             exchange(idle, &req, authority, pool, key).await
         })
     }
+}
+
+/// Open a TCP stream to `host:port`, through the CONNECT tunnel `proxies`
+/// choose for it, if any.
+async fn connect(proxies: &Proxies, https: bool, host: &str, port: u16) -> Result<async_net::TcpStream, NetError> {
+    let Some(tunnel) = proxies.tunnel_for(https, host, port) else { return direct(host, port).await };
+    let proxy_error = |e: std::io::Error| NetError::Connect(format!("proxy: {e}"));
+    let mut stream = direct(&tunnel.host, tunnel.port).await?;
+    stream.write_all(tunnel.ask.as_bytes()).await.map_err(proxy_error)?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > Tunnel::MAX_ANSWER {
+            return Err(NetError::Protocol("the proxy's answer to CONNECT is too long".into()));
+        }
+        let mut byte = [0u8];
+        match stream.read(&mut byte).await.map_err(proxy_error)? {
+            1 => head.push(byte[0]),
+            _ => return Err(NetError::Connect("the proxy closed the connection during CONNECT".into())),
+        }
+    }
+    tunnel.opened(&head)?;
+    Ok(stream)
+}
+
+/// A direct TCP connection; a refused one is `Connect`, a failed lookup `Dns`.
+async fn direct(host: &str, port: u16) -> Result<async_net::TcpStream, NetError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let refused = |e: &std::io::Error| NetError::Connect(e.to_string());
+    let stream = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| refused(&e))?,
+        Err(_) => async_net::TcpStream::connect((bare, port)).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                refused(&e)
+            } else {
+                NetError::Dns(e.to_string())
+            }
+        })?,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }

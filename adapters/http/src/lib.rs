@@ -38,6 +38,7 @@ pub mod outcome;
 pub mod parse;
 pub mod partial;
 pub mod progress;
+pub mod proxy;
 pub mod report;
 pub mod sink;
 pub mod trace;

@@ -1,10 +1,10 @@
-//! HTTP CONNECT proxies for [`HyperTransport`](crate::HyperTransport):
-//! from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
-//! `NO_PROXY`, upper or lower case, as curl reads them) or set by hand.
-//! Every request, http or https, goes through a `CONNECT host:port`
-//! tunnel, the way ureq does it.
+//! HTTP CONNECT proxies: which requests go through one, what to ask it,
+//! and whether its answer opened the tunnel. Read from the environment
+//! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, upper or lower
+//! case, as curl reads them) or set by hand. Every request, http or https,
+//! goes through a `CONNECT host:port` tunnel, the way ureq does it. The
+//! adapter only moves the bytes ([`Tunnel`]).
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use weir::{NetError, Url};
 
 /// Where requests go through, and which hosts skip it.
@@ -96,55 +96,48 @@ impl Proxies {
         }
     }
 
-    /// Open a TCP stream to `host:port`, through a CONNECT tunnel when a
-    /// proxy applies.
-    pub(crate) async fn connect(&self, https: bool, host: &str, port: u16) -> Result<async_net::TcpStream, NetError> {
-        let Some(proxy) = self.for_host(https, host) else { return direct(host, port).await };
-        let mut stream = direct(&proxy.host, proxy.port).await?;
+    /// The tunnel a request to `host:port` goes through, if a proxy applies.
+    #[must_use]
+    pub fn tunnel_for(&self, https: bool, host: &str, port: u16) -> Option<Tunnel> {
+        let proxy = self.for_host(https, host)?;
         let target = format!("{host}:{port}");
-        let ask =
-            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {}\r\n\r\n", weir_http::USER_AGENT);
-        stream.write_all(ask.as_bytes()).await.map_err(|e| NetError::Connect(format!("proxy: {e}")))?;
-        // The proxy's answer head, read a byte at a time so nothing of the
-        // tunnel is consumed; bounded.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 16 * 1024 {
-                return Err(NetError::Protocol("the proxy's answer to CONNECT is too long".into()));
-            }
-            let mut byte = [0u8];
-            match stream.read(&mut byte).await {
-                Ok(1) => head.push(byte[0]),
-                Ok(_) => return Err(NetError::Connect("the proxy closed the connection during CONNECT".into())),
-                Err(e) => return Err(NetError::Connect(format!("proxy: {e}"))),
-            }
-        }
-        let status_line =
-            String::from_utf8_lossy(&head[..head.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
-        let ok = status_line.split_whitespace().nth(1).is_some_and(|code| code.starts_with('2'));
-        if !ok {
-            return Err(NetError::Connect(format!("the proxy refused the tunnel to {target}: {status_line}")));
-        }
-        Ok(stream)
+        let ask = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {}\r\n\r\n", crate::USER_AGENT);
+        Some(Tunnel { host: proxy.host.clone(), port: proxy.port, ask, target })
     }
 }
 
-/// A direct TCP connection; a refused one is `Connect`, a failed lookup `Dns`.
-async fn direct(host: &str, port: u16) -> Result<async_net::TcpStream, NetError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let refused = |e: &std::io::Error| NetError::Connect(e.to_string());
-    let stream = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => async_net::TcpStream::connect((ip, port)).await.map_err(|e| refused(&e))?,
-        Err(_) => async_net::TcpStream::connect((bare, port)).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                refused(&e)
-            } else {
-                NetError::Dns(e.to_string())
-            }
-        })?,
-    };
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+/// A tunnel to open: connect to the proxy at `host:port`, send `ask`, read
+/// its answer head up to the blank line (at most [`Tunnel::MAX_ANSWER`]
+/// bytes, a byte at a time so nothing of the tunnel is consumed) and give
+/// it to [`Tunnel::opened`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// The proxy's host.
+    pub host: String,
+    /// The proxy's port.
+    pub port: u16,
+    /// The `CONNECT` request to send.
+    pub ask: String,
+    target: String,
+}
+
+impl Tunnel {
+    /// The longest answer head a proxy may send.
+    pub const MAX_ANSWER: usize = 16 * 1024;
+
+    /// Whether the answer head read so far (`head`, ending with the blank
+    /// line) opened the tunnel.
+    ///
+    /// # Errors
+    /// `Connect` naming the proxy's status line when it refused.
+    pub fn opened(&self, head: &[u8]) -> Result<(), NetError> {
+        let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+        let status_line = String::from_utf8_lossy(&head[..line_end]).into_owned();
+        match status_line.split_whitespace().nth(1) {
+            Some(code) if code.starts_with('2') => Ok(()),
+            _ => Err(NetError::Connect(format!("the proxy refused the tunnel to {}: {status_line}", self.target))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +153,20 @@ mod tests {
         assert!(p.for_host(false, "db").is_none());
         assert!(p.for_host(false, "notdb").is_some());
         assert!(Proxies::all("p:1").unwrap().except(&["*"]).for_host(false, "x").is_none());
+    }
+
+    #[test]
+    fn the_answer_decides_whether_the_tunnel_opened() {
+        let t = Proxies::all("p:1").unwrap().tunnel_for(true, "cdn.example", 443).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("p", 1));
+        assert!(t.ask.starts_with("CONNECT cdn.example:443 HTTP/1.1\r\nHost: cdn.example:443\r\n"));
+        assert!(t.opened(b"HTTP/1.1 200 Connection established\r\n\r\n").is_ok());
+        let refused = t.opened(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").unwrap_err();
+        assert!(
+            matches!(&refused, NetError::Connect(m) if m.contains("cdn.example:443") && m.contains("407")),
+            "{refused}"
+        );
+        assert!(t.opened(b"").is_err());
     }
 
     #[test]
