@@ -5,8 +5,8 @@
 //! nothing after it):
 //!
 //! ```text
-//! Enqueued  PriorityChanged*  ( Attempt (Retrying|Preempted) PriorityChanged* )*  Attempt?  Terminal
-//! Attempt  = Started, then FirstByte? LoadSlow? PriorityChanged* in any order
+//! Enqueued  PriorityChanged*  ( Attempt (Retrying|Preempted|Redirected) PriorityChanged* )*  Attempt?  Terminal
+//! Attempt  = Started, then ResponseReceived? FirstByte? LoadSlow? PriorityChanged* in any order
 //! Terminal = Completed | Failed | Cancelled
 //! ```
 
@@ -77,6 +77,18 @@ pub enum DownloaderEvent {
         /// Time since the attempt's start.
         #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
         elapsed: Duration,
+    },
+    /// The attempt's response head arrived and its body is accepted: a UI
+    /// learns the status and the total before the first byte. At most
+    /// once per attempt, between its `RequestStarted` and its end.
+    ResponseReceived {
+        /// The request.
+        request_id: RequestId,
+        /// The HTTP status (200, 206, or e.g. a 416 that completes a file).
+        status: u16,
+        /// The size the complete resource (or asked range) will have, when
+        /// the response told.
+        content_length: Option<u64>,
     },
     /// The attempt failed and the request will start again after `delay`.
     RequestRetrying {
@@ -157,6 +169,7 @@ impl DownloaderEvent {
             DownloaderEvent::RequestEnqueued { request_id, .. }
             | DownloaderEvent::RequestStarted { request_id, .. }
             | DownloaderEvent::FirstByte { request_id, .. }
+            | DownloaderEvent::ResponseReceived { request_id, .. }
             | DownloaderEvent::LoadSlow { request_id, .. }
             | DownloaderEvent::RequestRetrying { request_id, .. }
             | DownloaderEvent::RequestPreempted { request_id, .. }

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use url::Url;
 
+use crate::config::{Config, RetryPolicy};
 use crate::ids::RequestId;
 use crate::keys::{AttemptKey, GroupKey, HostKey, PeerKey, QueueKey};
+use crate::policy::{Policy, Timeouts};
 use crate::request::{RequestMethod, RequestPriority};
 use crate::waiting::{Entry, Order};
 
@@ -50,14 +52,70 @@ pub(crate) struct Req {
     pub(crate) delivered: u64,
     /// Starts so far.
     pub(crate) attempt: u32,
-    /// Retries used (preemptions do not count).
-    pub(crate) retries: u32,
-    /// Redirects followed.
-    pub(crate) redirects: u32,
+    /// What most requests never need; made at the first need.
+    pub(crate) extra: Option<Box<Extra>>,
     pub(crate) state: State,
 }
 
+/// The part of a request's state that only some requests need: those with
+/// a policy of their own, or that failed or were redirected.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    pub(crate) policy: Policy,
+    /// Retries used (preemptions and moves to a mirror do not count).
+    pub(crate) retries: u32,
+    /// Redirects followed since the request's URL was last chosen.
+    pub(crate) redirects: u32,
+    /// The armed whole-request deadline.
+    pub(crate) deadline_at: Option<Instant>,
+    /// With mirrors: the request's first URL (index 0; a redirect
+    /// replaces `Req::url`) and which of `[first, mirrors..]` it fetches.
+    pub(crate) first: Option<Url>,
+    pub(crate) mirror: usize,
+}
+
+impl Extra {
+    /// The URL `index` of `[first, mirrors..]`.
+    pub(crate) fn url(&self, index: usize) -> Option<&Url> {
+        match index {
+            0 => self.first.as_ref(),
+            i => self.policy.mirrors.get(i - 1),
+        }
+    }
+}
+
 impl Req {
+    /// Its extra state, made now if it had none.
+    pub(crate) fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    pub(crate) fn retries(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |x| x.retries)
+    }
+
+    pub(crate) fn redirects(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |x| x.redirects)
+    }
+
+    /// The timeouts its attempts run under.
+    pub(crate) fn timeouts(&self, cfg: &Config) -> Timeouts {
+        self.extra.as_ref().and_then(|x| x.policy.timeouts).unwrap_or_else(|| Timeouts::of(cfg))
+    }
+
+    /// The idle timeout its attempts run under.
+    pub(crate) fn idle_timeout(&self, cfg: &Config) -> Option<std::time::Duration> {
+        match &self.extra {
+            Some(x) => x.policy.timeouts.map_or(cfg.idle_timeout, |t| t.idle),
+            None => cfg.idle_timeout,
+        }
+    }
+
+    /// The retry policy it is retried by.
+    pub(crate) fn retry_policy<'a>(&'a self, cfg: &'a Config) -> &'a RetryPolicy {
+        self.extra.as_ref().and_then(|x| x.policy.retry.as_ref()).unwrap_or(&cfg.retry)
+    }
+
     /// The requested range.
     pub(crate) fn range(&self) -> Option<(u64, Option<u64>)> {
         self.ranged.then(|| (self.range_start, (self.range_end != u64::MAX).then_some(self.range_end)))

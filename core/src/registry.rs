@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::bandwidth::Bandwidth;
 use crate::error::EnqueueError;
 use crate::ids::{GroupId, PeerId, RequestId};
 use crate::keys::{GroupKey, Key, PeerKey, Table};
@@ -12,6 +13,8 @@ use crate::request::RequestPriority;
 pub(crate) struct Peer {
     pub(crate) id: PeerId,
     pub(crate) priority: RequestPriority,
+    /// The rate of its transfers, learnt while they run.
+    pub(crate) bandwidth: Bandwidth,
     /// Its live groups, freed with it.
     groups: BTreeSet<GroupKey>,
 }
@@ -59,7 +62,7 @@ impl Registry {
         let generation = self.generation();
         let index = self.peers.vacant_key().index() as u32;
         let id = PeerId { index, generation };
-        self.peers.insert(Peer { id, priority, groups: BTreeSet::new() });
+        self.peers.insert(Peer { id, priority, bandwidth: Bandwidth::default(), groups: BTreeSet::new() });
         id
     }
 
@@ -71,6 +74,10 @@ impl Registry {
 
     pub(crate) fn peer(&self, key: PeerKey) -> &Peer {
         &self.peers[key]
+    }
+
+    pub(crate) fn peer_mut(&mut self, key: PeerKey) -> &mut Peer {
+        &mut self.peers[key]
     }
 
     /// Set a peer's priority; returns the old one.

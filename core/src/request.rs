@@ -1,11 +1,15 @@
 //! What a caller asks for ([`Request`]) and what the scheduler tells an
 //! adapter to fetch ([`FetchCmd`]).
 
+use std::time::Duration;
+
 use url::Url;
 
+use crate::config::RetryPolicy;
 use crate::error::EnqueueError;
 use crate::hosts::Hosts;
 use crate::ids::{GroupId, PeerId, RequestId};
+use crate::policy::{Policy, Timeouts};
 
 /// HTTP method of a request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -48,13 +52,15 @@ pub struct Request {
     pub(crate) priority: RequestPriority,
     pub(crate) group: Option<GroupId>,
     pub(crate) range: Option<(u64, Option<u64>)>,
+    /// What it sets beyond the config; `None` when nothing.
+    pub(crate) policy: Option<Box<Policy>>,
 }
 
 impl Request {
     /// A GET of `url`, priority [`RequestPriority::Low`], no group, whole resource.
     #[must_use]
     pub fn get(url: Url) -> Self {
-        Self { url, method: RequestMethod::Get, priority: RequestPriority::Low, group: None, range: None }
+        Self { url, method: RequestMethod::Get, priority: RequestPriority::Low, group: None, range: None, policy: None }
     }
 
     /// A HEAD of `url`, priority [`RequestPriority::Low`].
@@ -84,6 +90,85 @@ impl Request {
     pub fn range(mut self, start: u64, end_inclusive: Option<u64>) -> Self {
         self.range = Some((start, end_inclusive));
         self
+    }
+
+    fn policy_mut(&mut self) -> &mut Policy {
+        self.policy.get_or_insert_with(Box::default)
+    }
+
+    /// Use these timeouts for each attempt of this request instead of the
+    /// config's (see [`Timeouts`]): a manifest that must answer fast, a
+    /// large file that may idle longer.
+    #[must_use]
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.policy_mut().timeouts = Some(timeouts);
+        self
+    }
+
+    /// Retry this request by `policy` instead of the config's `retry`
+    /// (e.g. a key that must not be retried, a segment retried fast). Host
+    /// health keeps the config's `max_retry_after`: a pause is the host's.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy_mut().retry = Some(policy);
+        self
+    }
+
+    /// Give the whole request `deadline`, measured from its first start
+    /// (queue wait before it is not charged) and running through retries,
+    /// backoffs, preemptions and redirects. When it passes, the request
+    /// ends with `RequestFailed { error: NetError::Timeout, retryable:
+    /// true }` wherever it is (a running attempt is aborted first; one
+    /// that delivered every byte of a bounded range completes instead).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.policy_mut().deadline = Some(deadline);
+        self
+    }
+
+    /// Add a fallback URL for the same resource, tried after the URLs
+    /// before it. When an attempt fails with an error of the server it
+    /// asked (any [`NetError`](crate::NetError) but `Sink` and `TooLarge`:
+    /// a 404 of a mirror not yet synced counts) and a URL not yet tried in
+    /// this round remains, the next attempt goes to the next URL at once
+    /// (`RequestRetrying` with no delay, no retry used, its redirect count
+    /// starting again). After the last URL, a retryable failure starts a
+    /// new round at the first URL under the retry policy (a retry with its
+    /// backoff); any other failure ends the request. Each URL is checked
+    /// at enqueue like the request's own, and `max_per_host` and host
+    /// health apply to the host each attempt goes to.
+    ///
+    /// Whether bytes fetched from one mirror may be continued from another
+    /// is the I/O layer's call (weir-http resumes only under the same
+    /// validator, and starts over otherwise).
+    #[must_use]
+    pub fn mirror(mut self, url: Url) -> Self {
+        self.policy_mut().mirrors.push(url);
+        self
+    }
+
+    /// The request's own timeouts, if set.
+    #[must_use]
+    pub fn timeouts_value(&self) -> Option<Timeouts> {
+        self.policy.as_ref().and_then(|p| p.timeouts)
+    }
+
+    /// The request's own retry policy, if set.
+    #[must_use]
+    pub fn retry_value(&self) -> Option<&RetryPolicy> {
+        self.policy.as_ref().and_then(|p| p.retry.as_ref())
+    }
+
+    /// The request's deadline, if set.
+    #[must_use]
+    pub fn deadline_value(&self) -> Option<Duration> {
+        self.policy.as_ref().and_then(|p| p.deadline)
+    }
+
+    /// The fallback URLs, in the order they are tried.
+    #[must_use]
+    pub fn mirrors(&self) -> &[Url] {
+        self.policy.as_ref().map_or(&[], |p| p.mirrors.as_slice())
     }
 
     /// The URL to fetch.
@@ -118,12 +203,10 @@ impl Request {
 
     /// Check the request before accepting it; returns its per-host key.
     pub(crate) fn check(&self) -> Result<(&str, u16), EnqueueError> {
-        let scheme = self.url.scheme();
-        if scheme != "http" && scheme != "https" {
-            return Err(EnqueueError::InvalidRequest(format!("unsupported scheme {scheme:?} (only http and https)")));
+        let host = fetchable(&self.url).map_err(EnqueueError::InvalidRequest)?;
+        for (i, mirror) in self.mirrors().iter().enumerate() {
+            fetchable(mirror).map_err(|why| EnqueueError::InvalidRequest(format!("mirror {}: {why}", i + 1)))?;
         }
-        let host =
-            Hosts::key_of(&self.url).ok_or_else(|| EnqueueError::InvalidRequest("the URL has no host".into()))?;
         if let Some((start, Some(end))) = self.range {
             if start > end {
                 return Err(EnqueueError::InvalidRequest(format!("range start {start} is past its end {end}")));
@@ -131,6 +214,15 @@ impl Request {
         }
         Ok(host)
     }
+}
+
+/// The per-host key of `url`, or why it cannot be fetched.
+pub(crate) fn fetchable(url: &Url) -> Result<(&str, u16), String> {
+    let scheme = url.scheme();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("unsupported scheme {scheme:?} (only http and https)"));
+    }
+    Hosts::key_of(url).ok_or_else(|| "the URL has no host".into())
 }
 
 /// An order to an adapter: begin this transfer now.

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::bandwidth::Meter;
 use crate::hosts::Hosts;
 use crate::ids::RequestId;
 use crate::keys::{AttemptKey, HostKey, ReqKey, Table};
@@ -24,6 +25,10 @@ pub(crate) struct Attempt {
     /// Bytes of this attempt.
     pub(crate) bytes: u64,
     pub(crate) first_byte: bool,
+    /// Whether its response head was reported.
+    pub(crate) responded: bool,
+    /// Its rate, window by window.
+    pub(crate) meter: Meter,
     pub(crate) soft: Option<Instant>,
     pub(crate) idle: Option<Instant>,
     pub(crate) hard: Option<Instant>,
@@ -62,6 +67,8 @@ impl Running {
             seq,
             bytes: 0,
             first_byte: false,
+            responded: false,
+            meter: Meter::new(now),
             soft: None,
             idle: None,
             hard: None,

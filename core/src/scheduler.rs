@@ -14,7 +14,7 @@ use crate::events::{CancelReason, DownloaderEvent, Output};
 use crate::hosts::Hosts;
 use crate::ids::{GroupId, PeerId, RequestId, MAX_LIVE, MAX_SEQ};
 use crate::keys::{Key, ReqKey, Table};
-use crate::live::{Req, State};
+use crate::live::{Extra, Req, State};
 use crate::registry::{GroupState, Registry};
 use crate::request::{Request, RequestPriority};
 use crate::retry::Rng;
@@ -240,7 +240,11 @@ impl Scheduler {
             GroupState::None => None,
         };
         let host = self.hosts.acquire(host_name, port);
-        let Request { url, method, priority, range, .. } = req;
+        let Request { url, method, priority, range, policy, .. } = req;
+        let extra = policy.map(|p| {
+            let first = (!p.mirrors.is_empty()).then(|| url.clone());
+            Box::new(Extra { policy: *p, first, ..Extra::default() })
+        });
         let key = self.reqs.insert(Req {
             id,
             peer: pk,
@@ -255,8 +259,7 @@ impl Scheduler {
             order,
             delivered: 0,
             attempt: 0,
-            retries: 0,
-            redirects: 0,
+            extra,
             state: State::Stopped,
         });
         debug_assert_eq!(key.index(), id.key());
@@ -327,8 +330,10 @@ impl Scheduler {
     /// every attempt. Ignored for a request that is not running.
     pub fn on_progress(&mut self, id: RequestId, now: Instant) {
         let now = self.tick(now);
-        let Some(a) = live(&self.reqs, id).and_then(|k| self.reqs[k].attempt()) else { return };
-        if let Some(idle) = self.cfg.idle_timeout {
+        let Some(key) = live(&self.reqs, id) else { return };
+        let r = &self.reqs[key];
+        let Some(a) = r.attempt() else { return };
+        if let Some(idle) = r.idle_timeout(&self.cfg) {
             let a = self.running.get_mut(a);
             self.timers.arm(&mut a.idle, TimerKind::Idle, id, now.checked_add(idle));
         }
@@ -347,12 +352,17 @@ impl Scheduler {
         let r = &mut self.reqs[key];
         let Some(ak) = r.attempt() else { return };
         r.delivered = r.delivered.saturating_add(n);
+        let idle = r.idle_timeout(&self.cfg);
+        let peer = r.peer;
         let a = self.running.get_mut(ak);
         a.bytes = a.bytes.saturating_add(n);
         let first = !a.first_byte;
         a.first_byte = true;
-        if let Some(idle) = self.cfg.idle_timeout {
+        if let Some(idle) = idle {
             self.timers.arm(&mut a.idle, TimerKind::Idle, id, now.checked_add(idle));
+        }
+        if let Some(bps) = a.meter.on_bytes(a.bytes, now) {
+            self.registry.peer_mut(peer).bandwidth.sample_rate(bps);
         }
         if first {
             let latency = now.saturating_duration_since(a.start);
@@ -402,7 +412,41 @@ impl Scheduler {
                 self.hosts.pause(self.reqs[key].host, until);
             }
         }
-        self.attempt_failed(key, error, now, false);
+        self.attempt_failed(key, error, now, false, false);
+    }
+
+    /// The running attempt failed and the adapter threw away every byte the
+    /// request had delivered: its sink starts over (e.g. the whole file's
+    /// SHA-256 did not match and the sink can be rewound). Unlike
+    /// [`Scheduler::on_failed`], the request is retried whatever the error's
+    /// class, while its retry policy allows (a retry with its backoff; a
+    /// mirror is moved to first, as for `on_failed`), and its next start
+    /// asks for the original range: `bytes_transferred` counts from zero
+    /// again, so at completion it is what the sink holds. An adapter calls
+    /// this at most as often as it is willing to refetch (weir-http: once
+    /// per download). Ignored for a request that is not running.
+    pub fn on_discarded(&mut self, id: RequestId, error: NetError, now: Instant) {
+        let now = self.tick(now);
+        let Some(key) = live(&self.reqs, id).filter(|&k| self.reqs[k].attempt().is_some()) else { return };
+        self.reqs[key].delivered = 0;
+        self.attempt_failed(key, error, now, false, true);
+    }
+
+    /// The running attempt's response head arrived and the adapter accepts
+    /// its body: emits `ResponseReceived` with its status and the size the
+    /// complete resource (or the asked range) will have when the response
+    /// told (`content_length`), so a UI shows a total before the first
+    /// byte. Ignored for a request that is not running, and after the
+    /// attempt's first report (one head per exchange).
+    pub fn on_response(&mut self, id: RequestId, status: u16, content_length: Option<u64>, now: Instant) {
+        self.tick(now);
+        let Some(key) = live(&self.reqs, id) else { return };
+        let Some(a) = self.reqs[key].attempt() else { return };
+        let a = self.running.get_mut(a);
+        if std::mem::replace(&mut a.responded, true) {
+            return;
+        }
+        self.emit(key, DownloaderEvent::ResponseReceived { request_id: id, status, content_length });
     }
 
     /// Until when new starts to the host of `url` (host and port) are held
@@ -440,7 +484,7 @@ impl Scheduler {
             Some(NetError::InvalidUrl(format!("redirect to {url}: only http(s) URLs with a host can be fetched")))
         } else if downgrade && !self.cfg.allow_https_downgrade {
             Some(NetError::Protocol(format!("refusing a redirect from https to http ({url})")))
-        } else if r.redirects >= self.cfg.max_redirects {
+        } else if r.redirects() >= self.cfg.max_redirects {
             Some(NetError::Protocol(format!("more than {} redirects", self.cfg.max_redirects)))
         } else {
             None
@@ -449,13 +493,8 @@ impl Scheduler {
             let ev = DownloaderEvent::RequestFailed { request_id: id, error, retryable: false };
             return self.finish(key, ev);
         }
-        let (name, port) = target.expect("checked above");
-        let host = self.hosts.acquire(name, port);
-        let r = &mut self.reqs[key];
-        let old = std::mem::replace(&mut r.host, host);
-        r.url = url.clone();
-        r.redirects += 1;
-        self.hosts.release(old);
+        self.retarget(key, url.clone());
+        self.reqs[key].extra_mut().redirects += 1;
         self.emit(key, DownloaderEvent::RequestRedirected { request_id: id, url });
         self.refile_front(key, now, None);
     }
@@ -472,6 +511,7 @@ impl Scheduler {
             // The popped deadline is no longer armed: clear its slot first.
             let r = &mut self.reqs[key];
             let armed = match (&mut r.state, kind) {
+                (_, TimerKind::Deadline) => r.extra.as_mut().is_some_and(|x| x.deadline_at.take().is_some()),
                 (State::Running(a), TimerKind::Soft) => self.running.get_mut(*a).soft.take().is_some(),
                 (State::Running(a), TimerKind::Idle) => self.running.get_mut(*a).idle.take().is_some(),
                 (State::Running(a), TimerKind::Hard) => self.running.get_mut(*a).hard.take().is_some(),
@@ -489,12 +529,13 @@ impl Scheduler {
                     let elapsed = now.saturating_duration_since(a.start);
                     self.emit(key, DownloaderEvent::LoadSlow { request_id: id, elapsed });
                 }
-                TimerKind::Idle | TimerKind::Hard => self.attempt_failed(key, NetError::Timeout, now, true),
+                TimerKind::Idle | TimerKind::Hard => self.attempt_failed(key, NetError::Timeout, now, true, false),
                 TimerKind::Backoff => {
                     let State::Backoff { changed, .. } = self.reqs[key].state else { unreachable!() };
                     self.refile_front(key, at, changed);
                 }
                 TimerKind::Age => self.change_priority(key, RequestPriority::High, now),
+                TimerKind::Deadline => self.expire(key, now),
             }
         }
     }
@@ -563,6 +604,27 @@ impl Scheduler {
     #[must_use]
     pub fn bandwidth_estimate(&self) -> Option<u64> {
         self.bandwidth.estimate()
+    }
+
+    /// Estimated bandwidth of `peer`'s transfers in bits per second, for
+    /// adaptive bitrate decisions: an EWMA (α = 0.3) of its attempts'
+    /// rates, sampled *while they run* over windows of at least 16 KiB and
+    /// 100 ms (and at completion, the last window's, or the whole
+    /// attempt's when it had no window yet, if it held 16 KiB). `None`
+    /// before the first sample or for an unknown peer.
+    #[must_use]
+    pub fn peer_bandwidth(&self, peer: PeerId) -> Option<u64> {
+        self.registry.peer_key(peer).and_then(|k| self.registry.peer(k).bandwidth.estimate())
+    }
+
+    /// The current rate of a running request's attempt in bits per second:
+    /// over its latest window of at least 16 KiB and 100 ms, or over the
+    /// time since its start before the first window closed. `None` when it
+    /// is not running, has no byte yet, or no time has passed.
+    #[must_use]
+    pub fn transfer_rate(&self, id: RequestId) -> Option<u64> {
+        let a = self.running.get(live(&self.reqs, id).and_then(|k| self.reqs[k].attempt())?);
+        a.meter.rate(a.bytes, self.now?)
     }
 
     /// Give back memory kept from a burst: the request table's, the queues'

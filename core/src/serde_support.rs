@@ -119,6 +119,7 @@ mod tests {
                 reason: CancelReason::BeforeStart,
                 bytes_transferred: 0,
             },
+            DownloaderEvent::ResponseReceived { request_id: id(12), status: 206, content_length: Some(u64::MAX) },
         ];
         for e in &all {
             match e {
@@ -126,6 +127,7 @@ mod tests {
                 | DownloaderEvent::RequestStarted { .. }
                 | DownloaderEvent::FirstByte { .. }
                 | DownloaderEvent::LoadSlow { .. }
+                | DownloaderEvent::ResponseReceived { .. }
                 | DownloaderEvent::RequestRetrying { .. }
                 | DownloaderEvent::RequestPreempted { .. }
                 | DownloaderEvent::PriorityChanged { .. }
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn the_json_schema_is_readable_and_stable() {
-        let [enq, started, _, _, retrying, ..] = &every_event()[..] else { panic!("eleven events") };
+        let [enq, started, _, _, retrying, ..] = &every_event()[..] else { panic!("twelve events") };
         assert_eq!(
             serde_json::to_string(enq).expect("json"),
             r#"{"event":"request_enqueued","request_id":1,"url":"https://cdn.example/seg%201.ts?q=1","method":"Head","priority":"High"}"#

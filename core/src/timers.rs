@@ -16,6 +16,9 @@ use crate::ids::RequestId;
 /// same instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKind {
+    /// A request's whole-request deadline. First at a tie: a request out
+    /// of time neither slows, retries nor waits.
+    Deadline,
     /// `soft_timeout` of a running attempt: emit `LoadSlow`.
     Soft,
     /// `idle_timeout` of a running attempt, from its start or last byte.

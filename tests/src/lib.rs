@@ -128,6 +128,7 @@ pub fn event_names(ev: &[DownloaderEvent]) -> Vec<&'static str> {
             DownloaderEvent::RequestStarted { .. } => "Started",
             DownloaderEvent::FirstByte { .. } => "FirstByte",
             DownloaderEvent::LoadSlow { .. } => "LoadSlow",
+            DownloaderEvent::ResponseReceived { .. } => "Response",
             DownloaderEvent::RequestRetrying { .. } => "Retrying",
             DownloaderEvent::RequestPreempted { .. } => "Preempted",
             DownloaderEvent::PriorityChanged { .. } => "PriorityChanged",
@@ -155,6 +156,7 @@ struct Tracked {
     low: bool,
     first_byte: bool,
     slow: bool,
+    response: bool,
     /// An `Abort` was seen and its event must follow at once.
     aborted: bool,
 }
@@ -228,6 +230,7 @@ impl Checker {
                 assert_eq!(t.phase, Phase::Waiting, "Start for a request that is not waiting: {c:?}");
                 t.phase = Phase::Running;
                 t.first_byte = false;
+                t.response = false;
                 t.slow = false;
                 // The host of this attempt (a redirect may have moved it).
                 t.host = Self::host_of(&c.url);
@@ -266,6 +269,7 @@ impl Checker {
                 low: *priority == RequestPriority::Low,
                 first_byte: false,
                 slow: false,
+                response: false,
                 aborted: false,
             };
             assert!(self.reqs.insert(id, fresh).is_none(), "RequestEnqueued twice for {id:?}");
@@ -282,6 +286,12 @@ impl Checker {
                 let t = self.reqs.get_mut(&id).expect("tracked");
                 assert!(!t.first_byte, "two FirstByte in one attempt");
                 t.first_byte = true;
+            }
+            DownloaderEvent::ResponseReceived { .. } => {
+                assert_eq!(phase, Phase::Running, "{e:?}");
+                let t = self.reqs.get_mut(&id).expect("tracked");
+                assert!(!t.response, "two ResponseReceived in one attempt");
+                t.response = true;
             }
             DownloaderEvent::LoadSlow { .. } => {
                 assert_eq!(phase, Phase::Running, "{e:?}");

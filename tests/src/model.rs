@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use weir::{
     CancelReason, Config, DownloaderEvent, EnqueueError, FetchCmd, NetError, Output, PeerId, Request, RequestId,
-    RequestMethod, RequestPriority, Url,
+    RequestMethod, RequestPriority, RetryPolicy, Timeouts, Url,
 };
 
 /// An output in canonical form: the peer by creation index.
@@ -53,6 +53,7 @@ pub fn canonical(o: &Output, peers: &[PeerId]) -> Canon {
                 | DownloaderEvent::RequestStarted { request_id, .. }
                 | DownloaderEvent::FirstByte { request_id, .. }
                 | DownloaderEvent::LoadSlow { request_id, .. }
+                | DownloaderEvent::ResponseReceived { request_id, .. }
                 | DownloaderEvent::RequestRetrying { request_id, .. }
                 | DownloaderEvent::RequestPreempted { request_id, .. }
                 | DownloaderEvent::PriorityChanged { request_id, .. }
@@ -73,6 +74,11 @@ struct MAttempt {
     start_seq: u64,
     bytes: u64,
     first_byte: bool,
+    responded: bool,
+    /// The rate window: where it began (time, bytes) and the last closed one's rate.
+    mark: Duration,
+    mark_bytes: u64,
+    last_rate: Option<u64>,
     soft: Option<Duration>,
     idle: Option<Duration>,
     hard: Option<Duration>,
@@ -102,6 +108,14 @@ struct MReq {
     attempt: u32,
     retries: u32,
     redirects: u32,
+    /// The request's timeouts and retry policy (its own, else the config's).
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    deadline: Option<Duration>,
+    deadline_at: Option<Duration>,
+    /// Its URL and its mirrors, and which of them it fetches.
+    urls: Vec<Url>,
+    mirror: usize,
     state: MState,
 }
 
@@ -117,6 +131,7 @@ impl MReq {
 /// Timer kinds in the tie-break order of DESIGN's "deadlines at one instant".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
+    Deadline,
     Soft,
     Idle,
     Hard,
@@ -134,6 +149,8 @@ pub struct Model {
     reqs: Vec<MReq>,
     /// (priority, alive) by creation index.
     peers: Vec<(RequestPriority, bool)>,
+    /// Each peer's in-transfer bandwidth EWMA, by creation index.
+    peer_bw: Vec<Option<f64>>,
     /// (owner peer, alive) by creation index.
     groups: Vec<(usize, bool)>,
     /// Next peer (creation index) to serve in each slot.
@@ -164,6 +181,7 @@ impl Model {
             now: Duration::ZERO,
             reqs: Vec::new(),
             peers: Vec::new(),
+            peer_bw: Vec::new(),
             groups: Vec::new(),
             cursor: [0; 4],
             out: VecDeque::new(),
@@ -192,6 +210,7 @@ impl Model {
     /// Add a peer; returns its creation index.
     pub fn add_peer(&mut self, p: RequestPriority) -> usize {
         self.peers.push((p, true));
+        self.peer_bw.push(None);
         self.peers.len() - 1
     }
 
@@ -272,6 +291,11 @@ impl Model {
             return Err(EnqueueError::InvalidRequest("host".into()));
         };
         let host = (host.to_owned(), url.port_or_known_default().unwrap_or(0));
+        for m in req.mirrors() {
+            if host_of(m).is_none() {
+                return Err(EnqueueError::InvalidRequest("mirror".into()));
+            }
+        }
         if let Some((s, Some(e))) = req.range_value() {
             if s > e {
                 return Err(EnqueueError::InvalidRequest("range".into()));
@@ -296,10 +320,17 @@ impl Model {
             self.out.push_back(Canon::Event(peer, e));
             return Ok(seq);
         }
+        let urls: Vec<Url> = std::iter::once(url.clone()).chain(req.mirrors().iter().cloned()).collect();
         self.reqs.push(MReq {
             seq,
             peer,
             group,
+            urls,
+            mirror: 0,
+            timeouts: req.timeouts_value().unwrap_or(Timeouts::of(&self.cfg)),
+            retry: req.retry_value().unwrap_or(&self.cfg.retry).clone(),
+            deadline: req.deadline_value(),
+            deadline_at: None,
             url,
             host,
             method,
@@ -380,9 +411,9 @@ impl Model {
     /// Bytes of a running request.
     pub fn on_bytes(&mut self, seq: u64, n: u64, now: Duration) {
         let now = self.tick(now);
-        let idle = self.cfg.idle_timeout;
         let Some(i) = self.idx(seq) else { return };
         let r = &mut self.reqs[i];
+        let idle = r.timeouts.idle;
         let MState::Running(a) = &mut r.state else { return };
         if n == 0 {
             return;
@@ -390,10 +421,19 @@ impl Model {
         r.delivered = r.delivered.saturating_add(n);
         a.bytes = a.bytes.saturating_add(n);
         a.idle = idle.map(|d| now + d);
+        let mut window = None;
+        if a.bytes - a.mark_bytes >= 16 * 1024 && now - a.mark >= Duration::from_millis(100) {
+            let bps = rate(a.bytes - a.mark_bytes, now - a.mark);
+            (a.mark, a.mark_bytes, a.last_rate) = (now, a.bytes, Some(bps));
+            window = Some((r.peer, bps));
+        }
         if !a.first_byte {
             a.first_byte = true;
             let latency = now - a.start;
             self.emit(i, DownloaderEvent::FirstByte { request_id: seq_id(seq), latency });
+        }
+        if let Some((peer, bps)) = window {
+            self.sample_peer(peer, bps);
         }
     }
 
@@ -408,8 +448,8 @@ impl Model {
     /// A running request is alive without new bytes: the idle timer restarts.
     pub fn on_progress(&mut self, seq: u64, now: Duration) {
         let now = self.tick(now);
-        let idle = self.cfg.idle_timeout;
         let Some(i) = self.idx(seq) else { return };
+        let idle = self.reqs[i].timeouts.idle;
         if let MState::Running(a) = &mut self.reqs[i].state {
             if idle.is_some() {
                 a.idle = idle.map(|d| now + d);
@@ -432,12 +472,14 @@ impl Model {
         }
         let MState::Running(a) = &self.reqs[i].state else { unreachable!() };
         let duration = now - a.start;
-        let bps = u64::try_from(u128::from(a.bytes) * 8_000_000_000 / duration.as_nanos().max(1)).unwrap_or(u64::MAX);
+        let bps = rate(a.bytes, duration);
         if a.bytes >= 16 * 1024 {
-            self.bandwidth = Some(match self.bandwidth {
-                None => bps as f64,
-                Some(prev) => 0.3 * bps as f64 + 0.7 * prev,
-            });
+            self.bandwidth = Some(ewma(self.bandwidth, bps));
+        }
+        let open = a.bytes - a.mark_bytes;
+        if open >= 16 * 1024 && (now - a.mark >= Duration::from_millis(100) || a.last_rate.is_none()) {
+            let window = rate(open, now - a.mark);
+            self.sample_peer(self.reqs[i].peer, window);
         }
         let e = DownloaderEvent::RequestCompleted {
             request_id: seq_id(seq),
@@ -459,8 +501,46 @@ impl Model {
                     *at = (*at).max(until);
                 }
             }
-            self.failed(i, error, now, false);
+            self.failed(i, error, now, false, false);
         }
+    }
+
+    /// A running request failed and its bytes were thrown away.
+    pub fn on_discarded(&mut self, seq: u64, error: NetError, now: Duration) {
+        let now = self.tick(now);
+        if let Some(i) = self.idx(seq).filter(|&i| self.reqs[i].running()) {
+            self.reqs[i].delivered = 0;
+            self.failed(i, error, now, false, true);
+        }
+    }
+
+    /// A running request's response head arrived.
+    pub fn on_response(&mut self, seq: u64, status: u16, content_length: Option<u64>, now: Duration) {
+        self.tick(now);
+        let Some(i) = self.idx(seq) else { return };
+        if let MState::Running(a) = &mut self.reqs[i].state {
+            if std::mem::replace(&mut a.responded, true) {
+                return;
+            }
+            self.emit(i, DownloaderEvent::ResponseReceived { request_id: seq_id(seq), status, content_length });
+        }
+    }
+
+    /// A peer's in-transfer bandwidth estimate.
+    #[must_use]
+    pub fn peer_bandwidth(&self, peer: usize) -> Option<u64> {
+        self.peer_bw.get(peer).copied().flatten().filter(|_| self.peers[peer].1).map(|b| b as u64)
+    }
+
+    /// A running request's current rate.
+    #[must_use]
+    pub fn transfer_rate(&self, seq: u64) -> Option<u64> {
+        let MState::Running(a) = &self.reqs[self.idx(seq)?].state else { return None };
+        if a.last_rate.is_some() {
+            return a.last_rate;
+        }
+        let elapsed = self.now - a.mark;
+        (a.bytes > 0 && !elapsed.is_zero()).then(|| rate(a.bytes, elapsed))
     }
 
     /// Forget the pauses of hosts no live request points at.
@@ -512,7 +592,7 @@ impl Model {
         z ^ (z >> 31)
     }
 
-    fn failed(&mut self, i: usize, error: NetError, now: Duration, abort: bool) {
+    fn failed(&mut self, i: usize, error: NetError, now: Duration, abort: bool, anyway: bool) {
         if self.reqs[i].done_range() {
             return self.complete(i, now, abort);
         }
@@ -520,10 +600,18 @@ impl Model {
         if abort {
             self.out.push_back(Canon::Abort(seq_id(seq)));
         }
-        let p = self.cfg.retry.clone();
+        let server = !matches!(error, NetError::Sink(_) | NetError::TooLarge);
+        if server && self.reqs[i].mirror + 1 < self.reqs[i].urls.len() {
+            self.move_to(i, self.reqs[i].mirror + 1);
+            let attempt = self.reqs[i].attempt + 1;
+            let e = DownloaderEvent::RequestRetrying { request_id: seq_id(seq), attempt, delay: Duration::ZERO, error };
+            self.emit(i, e);
+            return self.requeue(i, now);
+        }
+        let p = self.reqs[i].retry.clone();
         let retryable = error.is_retryable();
         let too_long = error.retry_after().is_some_and(|d| d > p.max_retry_after);
-        if !retryable || self.reqs[i].retries >= p.max_retries || too_long {
+        if !(retryable || anyway) || self.reqs[i].retries >= p.max_retries || too_long {
             return self.end(i, DownloaderEvent::RequestFailed { request_id: seq_id(seq), error, retryable });
         }
         self.reqs[i].retries += 1;
@@ -539,6 +627,9 @@ impl Model {
                 Duration::from_nanos(if p.jitter { d / 2 + self.next_rand() % (d - d / 2 + 1) } else { d })
             }
         };
+        if self.reqs[i].urls.len() > 1 {
+            self.move_to(i, 0);
+        }
         let attempt = self.reqs[i].attempt + 1;
         self.emit(i, DownloaderEvent::RequestRetrying { request_id: seq_id(seq), attempt, delay, error });
         if delay.is_zero() {
@@ -546,6 +637,20 @@ impl Model {
         } else {
             self.reqs[i].state = MState::Backoff(now + delay);
         }
+    }
+
+    /// Point request `i` at its URL `k` (a mirror move or a new round).
+    fn move_to(&mut self, i: usize, k: usize) {
+        let r = &mut self.reqs[i];
+        r.mirror = k;
+        r.redirects = 0;
+        r.url = r.urls[k].clone();
+        r.host = host_of(&r.url).expect("checked at enqueue");
+        self.prune_pauses();
+    }
+
+    fn sample_peer(&mut self, peer: usize, bps: u64) {
+        self.peer_bw[peer] = Some(ewma(self.peer_bw[peer], bps));
     }
 
     fn requeue(&mut self, i: usize, ready: Duration) {
@@ -561,6 +666,9 @@ impl Model {
     fn deadlines(&self) -> Vec<(Duration, Kind, u64)> {
         let mut v = Vec::new();
         for r in &self.reqs {
+            if let Some(at) = r.deadline_at {
+                v.push((at, Kind::Deadline, r.seq));
+            }
             match &r.state {
                 MState::Queued { age: Some(at) } => v.push((*at, Kind::Age, r.seq)),
                 MState::Queued { age: None } => {}
@@ -601,7 +709,23 @@ impl Model {
                     let elapsed = now - a.start;
                     self.emit(i, DownloaderEvent::LoadSlow { request_id: seq_id(seq), elapsed });
                 }
-                Kind::Idle | Kind::Hard => self.failed(i, NetError::Timeout, now, true),
+                Kind::Idle | Kind::Hard => self.failed(i, NetError::Timeout, now, true, false),
+                Kind::Deadline => {
+                    self.reqs[i].deadline_at = None;
+                    if self.reqs[i].running() && self.reqs[i].done_range() {
+                        self.complete(i, now, true);
+                    } else {
+                        if self.reqs[i].running() {
+                            self.out.push_back(Canon::Abort(seq_id(seq)));
+                        }
+                        let e = DownloaderEvent::RequestFailed {
+                            request_id: seq_id(seq),
+                            error: NetError::Timeout,
+                            retryable: true,
+                        };
+                        self.end(i, e);
+                    }
+                }
                 Kind::Backoff => self.requeue(i, at),
                 Kind::Age => {
                     self.reqs[i].state = MState::Queued { age: None };
@@ -673,17 +797,24 @@ impl Model {
         let now = self.now;
         let s = self.slot_of(&self.reqs[i]);
         self.cursor[s] = self.reqs[i].peer + 1;
-        let cfg = self.cfg.clone();
         let r = &mut self.reqs[i];
         r.attempt += 1;
+        if r.attempt == 1 {
+            r.deadline_at = r.deadline.map(|d| now + d);
+        }
+        let t = r.timeouts;
         r.state = MState::Running(MAttempt {
             start: now,
             start_seq: self.next_start,
             bytes: 0,
             first_byte: false,
-            soft: cfg.soft_timeout.map(|d| now + d),
-            idle: cfg.idle_timeout.map(|d| now + d),
-            hard: cfg.hard_timeout.map(|d| now + d),
+            responded: false,
+            mark: now,
+            mark_bytes: 0,
+            last_rate: None,
+            soft: t.soft.map(|d| now + d),
+            idle: t.idle.map(|d| now + d),
+            hard: t.hard.map(|d| now + d),
         });
         self.next_start += 1;
         let range = match (r.range, r.delivered) {
@@ -742,5 +873,27 @@ impl Model {
             self.fill();
         }
         self.out.pop_front()
+    }
+}
+
+fn host_of(url: &Url) -> Option<(String, u16)> {
+    match url.scheme() {
+        "http" | "https" => {
+            url.host_str().filter(|h| !h.is_empty()).map(|h| (h.to_owned(), url.port_or_known_default().unwrap_or(0)))
+        }
+        _ => None,
+    }
+}
+
+/// bytes × 8 × 10⁹ / max(ns, 1), saturating.
+fn rate(bytes: u64, d: Duration) -> u64 {
+    u64::try_from(u128::from(bytes) * 8_000_000_000 / d.as_nanos().max(1)).unwrap_or(u64::MAX)
+}
+
+/// EWMA with α = 0.3, seeded by the first sample.
+fn ewma(prev: Option<f64>, bps: u64) -> f64 {
+    match prev {
+        None => bps as f64,
+        Some(prev) => 0.3 * bps as f64 + 0.7 * prev,
     }
 }

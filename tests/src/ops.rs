@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use weir::{Config, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId, RetryPolicy, Url};
+use weir::{Config, EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId, RetryPolicy, Timeouts, Url};
 use weir::{Footprint, RequestPriority};
 
 use crate::model::{canonical, Model};
@@ -39,6 +39,14 @@ pub enum Op {
         group: Option<u8>,
         /// Byte range.
         range: Option<(u8, u8)>,
+        /// Its own timeouts (see `timeouts_for`).
+        timeouts: Option<u8>,
+        /// Its own retry policy (see `retry_for`).
+        retry: Option<u8>,
+        /// A whole-request deadline in ms.
+        deadline: Option<u16>,
+        /// Mirrors, by host index as for `host`.
+        mirrors: Vec<u8>,
     },
     /// Cancel a request.
     Cancel(u8),
@@ -54,6 +62,10 @@ pub enum Op {
     Fail(u8, u8),
     /// Report a redirect (target kind, see `redirect_target`).
     Redirect(u8, u8),
+    /// Report a failure after which the bytes were thrown away (error kind).
+    Discard(u8, u8),
+    /// Report a response head (status kind, length).
+    Response(u8, u8, Option<u16>),
     /// Advance the clock (ms), firing deadlines on the way.
     Advance(u16),
     /// Call `handle_timeout` with a time in the past (ms back).
@@ -121,7 +133,7 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
     cfg.seed = u64::from(b.u16());
     let mut ops = Vec::new();
     while !b.0.is_empty() && ops.len() < max_ops {
-        let op = match b.u8() % 32 {
+        let op = match b.u8() % 34 {
             0 | 1 => Op::AddPeer(b.bool()),
             2 => Op::RemovePeer(b.u8()),
             3 => Op::SetPeerPriority(b.u8(), b.bool()),
@@ -136,6 +148,10 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
                     head: flags & 2 != 0,
                     group: (flags & 4 != 0).then(|| b.u8()),
                     range: (flags & 8 != 0).then(|| (b.u8(), b.u8())),
+                    timeouts: (flags & 16 != 0).then(|| b.u8()),
+                    retry: (flags & 32 != 0).then(|| b.u8()),
+                    deadline: (flags & 64 != 0).then(|| b.u16() % 4000),
+                    mirrors: if flags & 128 != 0 { (0..=b.u8() % 3).map(|_| b.u8() % 5).collect() } else { Vec::new() },
                 }
             }
             14 | 15 => Op::Cancel(b.u8()),
@@ -146,6 +162,8 @@ pub fn decode(data: &[u8], max_ops: usize) -> (Config, Vec<Op>) {
             26 => Op::Fail(b.u8(), b.u8()),
             27 => Op::Redirect(b.u8(), b.u8()),
             28..=30 => Op::Advance(b.u16() % 3000),
+            32 => Op::Discard(b.u8(), b.u8()),
+            33 => Op::Response(b.u8(), b.u8(), b.opt(Bytes::u16)),
             _ if b.u8() % 8 == 0 => Op::Shutdown,
             _ => Op::Backwards(b.u16() % 500),
         };
@@ -182,6 +200,28 @@ fn redirect_target(t: u8) -> Url {
         _ => "ftp://h.example/nope".to_owned(),
     };
     Url::parse(&s).expect("valid test URL")
+}
+
+/// Per-request timeouts: each of soft, idle, hard on or off by a bit.
+fn timeouts_for(t: u8) -> Timeouts {
+    let ms = |bit: u8, n: u64| (t & bit != 0).then(|| Duration::from_millis(n + u64::from(t >> 3) * 40));
+    Timeouts { soft: ms(1, 100), idle: ms(2, 250), hard: ms(4, 600) }
+}
+
+/// A per-request retry policy.
+fn retry_for(r: u8) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: u32::from(r % 5),
+        base: Duration::from_millis(10 + u64::from(r >> 4) * 10),
+        cap: Duration::from_millis(300),
+        jitter: r & 8 != 0,
+        max_retry_after: Duration::from_millis(500),
+    }
+}
+
+/// A response's status.
+fn status_for(s: u8) -> u16 {
+    [200, 206, 416, 204][usize::from(s % 4)]
 }
 
 fn url_for(host: u8, n: usize) -> Url {
@@ -237,6 +277,12 @@ impl Pair {
             assert_eq!(self.sim.s.in_flight(), m.in_flight());
             assert_eq!(self.sim.s.queued(), m.queued_count());
             assert_eq!(self.sim.s.bandwidth_estimate(), m.bandwidth_estimate());
+            for (k, &p) in self.peers.iter().enumerate() {
+                assert_eq!(self.sim.s.peer_bandwidth(p), m.peer_bandwidth(k), "peer {k}'s bandwidth");
+            }
+            for &r in &self.reqs {
+                assert_eq!(self.sim.s.transfer_rate(r), m.transfer_rate(r.seq()), "{r:?}'s rate");
+            }
             let real = self.sim.s.poll_timeout().map(|t| t - self.sim.t0);
             assert_eq!(real, m.poll_timeout(), "poll_timeout differs");
         }
@@ -313,10 +359,22 @@ impl Pair {
                     }
                 }
             }
-            Op::Enqueue { peer, host, high, head, group, range } => {
+            Op::Enqueue { peer, host, high, head, group, range, timeouts, retry, deadline, ref mirrors } => {
                 let Some(k) = index(self.peers.len(), peer) else { return };
                 let u = url_for(host, self.reqs.len());
                 let mut r = if head { Request::head(u) } else { Request::get(u) }.priority(prio(high));
+                if let Some(t) = timeouts {
+                    r = r.timeouts(timeouts_for(t));
+                }
+                if let Some(p) = retry {
+                    r = r.retry(retry_for(p));
+                }
+                if let Some(d) = deadline {
+                    r = r.deadline(Duration::from_millis(u64::from(d)));
+                }
+                for (j, &h) in mirrors.iter().enumerate() {
+                    r = r.mirror(url_for(h, self.reqs.len() + 1000 * (j + 1)));
+                }
                 let g = group.and_then(|g| index(self.groups.len(), g));
                 if let Some(g) = g {
                     r = r.group(self.groups[g]);
@@ -405,6 +463,23 @@ impl Pair {
                     self.sim.s.on_redirect(r, redirect_target(t), now);
                     if let Some(m) = m {
                         m.on_redirect(r.seq(), redirect_target(t), at);
+                    }
+                }
+            }
+            Op::Discard(i, e) => {
+                if let Some(r) = pick(&self.reqs, i) {
+                    self.sim.s.on_discarded(r, error(e), now);
+                    if let Some(m) = m {
+                        m.on_discarded(r.seq(), error(e), at);
+                    }
+                }
+            }
+            Op::Response(i, st, len) => {
+                if let Some(r) = pick(&self.reqs, i) {
+                    let len = len.map(u64::from);
+                    self.sim.s.on_response(r, status_for(st), len, now);
+                    if let Some(m) = m {
+                        m.on_response(r.seq(), status_for(st), len, at);
                     }
                 }
             }

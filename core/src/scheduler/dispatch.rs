@@ -95,11 +95,16 @@ impl Scheduler {
         r.attempt = r.attempt.saturating_add(1);
         let ak = self.running.start(&mut self.hosts, key, id, r.host, r.priority == RequestPriority::Low, now);
         r.state = State::Running(ak);
-        let a = self.running.get_mut(ak);
         let at = |d: Option<std::time::Duration>| d.and_then(|d| now.checked_add(d));
-        self.timers.arm(&mut a.soft, TimerKind::Soft, id, at(self.cfg.soft_timeout));
-        self.timers.arm(&mut a.idle, TimerKind::Idle, id, at(self.cfg.idle_timeout));
-        self.timers.arm(&mut a.hard, TimerKind::Hard, id, at(self.cfg.hard_timeout));
+        // The whole-request deadline runs from the first start.
+        if let Some(x) = r.extra.as_mut().filter(|_| r.attempt == 1) {
+            self.timers.arm(&mut x.deadline_at, TimerKind::Deadline, id, at(x.policy.deadline));
+        }
+        let t = r.timeouts(&self.cfg);
+        let a = self.running.get_mut(ak);
+        self.timers.arm(&mut a.soft, TimerKind::Soft, id, at(t.soft));
+        self.timers.arm(&mut a.idle, TimerKind::Idle, id, at(t.idle));
+        self.timers.arm(&mut a.hard, TimerKind::Hard, id, at(t.hard));
         let cmd = FetchCmd {
             id,
             peer: peer_id,

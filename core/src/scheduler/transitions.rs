@@ -2,13 +2,16 @@
 //! [`dispatch`](super::dispatch)), stopped, retried after a backoff,
 //! re-queued at the front, ended with exactly one terminal event.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use url::Url;
 
 use super::{filed, live, Scheduler};
 use crate::bandwidth::bits_per_second;
 use crate::class::Class;
 use crate::error::NetError;
 use crate::events::{CancelReason, DownloaderEvent, Output};
+use crate::hosts::Hosts;
 use crate::keys::ReqKey;
 use crate::live::State;
 use crate::request::RequestPriority;
@@ -97,6 +100,10 @@ impl Scheduler {
     pub(super) fn finish(&mut self, key: ReqKey, ev: DownloaderEvent) {
         debug_assert!(ev.is_terminal());
         self.emit(key, ev);
+        let r = &mut self.reqs[key];
+        if let Some(x) = &mut r.extra {
+            self.timers.disarm(&mut x.deadline_at, TimerKind::Deadline, r.id);
+        }
         let r = &self.reqs[key];
         if let Some(g) = r.group {
             let reqs = &self.reqs;
@@ -107,6 +114,15 @@ impl Scheduler {
     }
 
     pub(super) fn cancel_key(&mut self, key: ReqKey, reason: CancelReason) {
+        self.leave(key);
+        let r = &self.reqs[key];
+        let ev = DownloaderEvent::RequestCancelled { request_id: r.id, reason, bytes_transferred: r.delivered };
+        self.finish(key, ev);
+    }
+
+    /// Take a request out of where it is (a running one is aborted), for
+    /// the caller to end it.
+    fn leave(&mut self, key: ReqKey) {
         match self.reqs[key].state {
             State::Queued { .. } => {
                 self.unfile(key);
@@ -120,9 +136,53 @@ impl Scheduler {
             }
             State::Stopped => unreachable!("a request is never left stopped"),
         }
+    }
+
+    /// The request's whole deadline passed: it fails with a timeout
+    /// wherever it is, or completes if a bounded range is all there.
+    pub(super) fn expire(&mut self, key: ReqKey, now: Instant) {
         let r = &self.reqs[key];
-        let ev = DownloaderEvent::RequestCancelled { request_id: r.id, reason, bytes_transferred: r.delivered };
+        if r.attempt().is_some() && r.fully_delivered() {
+            return self.complete(key, now, true);
+        }
+        self.leave(key);
+        let ev =
+            DownloaderEvent::RequestFailed { request_id: self.reqs[key].id, error: NetError::Timeout, retryable: true };
         self.finish(key, ev);
+    }
+
+    /// Point the request at `url` (checked fetchable) and its host.
+    pub(super) fn retarget(&mut self, key: ReqKey, url: Url) {
+        let (name, port) = Hosts::key_of(&url).expect("a checked URL has a host");
+        let host = self.hosts.acquire(name, port);
+        let r = &mut self.reqs[key];
+        let old = std::mem::replace(&mut r.host, host);
+        r.url = url;
+        self.hosts.release(old);
+    }
+
+    /// With mirrors, after an attempt failed with `error`: move the request
+    /// to its next URL if one is left in this round and the error is the
+    /// server's; whether it moved.
+    fn next_mirror(&mut self, key: ReqKey, error: &NetError) -> bool {
+        if matches!(error, NetError::Sink(_) | NetError::TooLarge) {
+            return false;
+        }
+        let Some(x) = self.reqs[key].extra.as_deref_mut() else { return false };
+        let Some(url) = x.url(x.mirror + 1).filter(|_| x.first.is_some()).cloned() else { return false };
+        x.mirror += 1;
+        x.redirects = 0;
+        self.retarget(key, url);
+        true
+    }
+
+    /// A new round of a request with mirrors starts at its first URL.
+    fn first_mirror(&mut self, key: ReqKey) {
+        let Some(x) = self.reqs[key].extra.as_deref_mut() else { return };
+        let Some(url) = x.first.clone() else { return };
+        x.mirror = 0;
+        x.redirects = 0;
+        self.retarget(key, url);
     }
 
     /// End a running request as completed (`abort`: the scheduler stops the
@@ -132,6 +192,10 @@ impl Scheduler {
         let duration = now.saturating_duration_since(a.start);
         let bandwidth_bps = bits_per_second(a.bytes, duration);
         self.bandwidth.sample(a.bytes, bandwidth_bps);
+        let mut meter = a.meter;
+        if let Some(bps) = meter.on_complete(a.bytes, now) {
+            self.registry.peer_mut(self.reqs[key].peer).bandwidth.sample_rate(bps);
+        }
         let r = &self.reqs[key];
         let ev = DownloaderEvent::RequestCompleted {
             request_id: r.id,
@@ -143,27 +207,37 @@ impl Scheduler {
     }
 
     /// A running attempt failed (`abort`: the scheduler stops it itself, on
-    /// an idle or hard timeout). Complete, fail, or retry.
-    pub(super) fn attempt_failed(&mut self, key: ReqKey, error: NetError, now: Instant, abort: bool) {
+    /// an idle or hard timeout; `anyway`: retry it whatever the error's
+    /// class). Complete, move to a mirror, fail, or retry.
+    pub(super) fn attempt_failed(&mut self, key: ReqKey, error: NetError, now: Instant, abort: bool, anyway: bool) {
         if self.reqs[key].fully_delivered() {
             return self.complete(key, now, abort);
         }
         self.stop_attempt(key, abort);
-        let policy = &self.cfg.retry;
+        if self.next_mirror(key, &error) {
+            return self.retry(key, error, Duration::ZERO, now);
+        }
         let r = &self.reqs[key];
+        let policy = r.retry_policy(&self.cfg);
         let retryable = error.is_retryable();
         let too_late = error.retry_after().is_some_and(|ra| ra > policy.max_retry_after);
-        if !retryable || r.retries >= policy.max_retries || too_late {
+        if !(retryable || anyway) || r.retries() >= policy.max_retries || too_late {
             let ev = DownloaderEvent::RequestFailed { request_id: r.id, error, retryable };
             return self.finish(key, ev);
         }
-        let n = r.retries + 1;
+        let n = r.retries() + 1;
         let delay = match error.retry_after() {
             Some(ra) => ra,
             None => backoff(policy, n, &mut self.rng),
         };
-        let r = &mut self.reqs[key];
-        r.retries = n;
+        self.reqs[key].extra_mut().retries = n;
+        self.first_mirror(key);
+        self.retry(key, error, delay, now);
+    }
+
+    /// Emit `RequestRetrying` and wait `delay` (none: re-queue at once).
+    fn retry(&mut self, key: ReqKey, error: NetError, delay: Duration, now: Instant) {
+        let r = &self.reqs[key];
         let ev =
             DownloaderEvent::RequestRetrying { request_id: r.id, attempt: r.attempt.saturating_add(1), delay, error };
         self.emit(key, ev);
