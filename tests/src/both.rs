@@ -382,6 +382,8 @@ pub struct Listed {
     pub during: Option<Vec<(weir::RequestId, weir_http::Snapshot)>>,
     /// The reading after all ended.
     pub after: Vec<(weir::RequestId, weir_http::Snapshot)>,
+    /// The peer's bandwidth estimate after all ended (`PeerHandle::bandwidth`).
+    pub bandwidth: Option<u64>,
 }
 
 /// Fetch `reqs` on one peer and read the peer's download list
@@ -415,7 +417,7 @@ pub fn peer_downloads(adapter: Adapter, config: Config, reqs: Vec<Request>) -> L
             for d in downloads {
                 let _ = d.wait();
             }
-            Listed { ids, during, after: peer.downloads() }
+            Listed { ids, during, after: peer.downloads(), bandwidth: peer.bandwidth() }
         }
         Adapter::Async => {
             let dl = weir_async::Downloader::spawn(config);
@@ -437,7 +439,7 @@ pub fn peer_downloads(adapter: Adapter, config: Config, reqs: Vec<Request>) -> L
                 for d in downloads {
                     let _ = d.await;
                 }
-                Listed { ids, during, after: peer.downloads().await }
+                Listed { ids, during, after: peer.downloads().await, bandwidth: peer.bandwidth().await }
             })
         }
     }

@@ -66,7 +66,7 @@ fn a_plain_file_arrives_byte_exact() {
         let resp = out.expect("completed");
         assert_eq!(fnv(resp.body.as_deref().unwrap()), fnv(&content(300_000, 300_000)));
         assert_eq!(resp.header("etag"), Some("\"v1-300000\""));
-        assert_eq!(event_names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
+        assert_eq!(event_names(&ev), ["Enqueued", "Started", "Response", "FirstByte", "Completed"]);
         let head = peer.fetch(Request::head(url(&server.url("/file/77"))), Sink::Memory).await.unwrap().await.unwrap();
         assert_eq!((head.status, head.header("content-length"), head.bytes), (200, Some("77"), 0));
     });
@@ -81,7 +81,17 @@ fn stalls_and_resets_resume_with_range_and_if_range() {
         assert_eq!(fnv(out.expect("completed").body.as_deref().unwrap()), fnv(&content(200_000, 200_000)));
         assert_eq!(
             event_names(&ev),
-            ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]
+            [
+                "Enqueued",
+                "Started",
+                "Response",
+                "FirstByte",
+                "Retrying",
+                "Started",
+                "Response",
+                "FirstByte",
+                "Completed"
+            ]
         );
         let seen = server.seen();
         assert_eq!(seen[1].range.as_deref(), Some("bytes=70000-"));

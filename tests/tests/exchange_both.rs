@@ -394,7 +394,7 @@ fn expected_size_and_sha256_are_checked_before_a_download_completes() {
             "{adapter:?}: {:?}",
             got[1].outcome
         );
-        assert_eq!(got[1].starts(), 1, "{adapter:?}: not retried");
+        assert_eq!(got[1].starts(), 2, "{adapter:?}: fetched once more from zero, then failed");
         assert!(!dest.exists(), "{adapter:?}: no file under the final name");
         assert!(
             matches!(&got[2].outcome, Err(FetchError::Failed(NetError::Integrity(m))) if m.contains("announces 20000")),

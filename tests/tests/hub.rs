@@ -33,7 +33,7 @@ fn a_start_is_one_transfer_that_takes_the_sink_and_brings_it_back() {
     s.finish(0);
     assert_eq!(s.hub.transfers_out(), 0);
     let names = event_names(&s.events_for(id));
-    assert_eq!(names, ["Enqueued", "Started", "FirstByte", "Completed"]);
+    assert_eq!(names, ["Enqueued", "Started", "Response", "FirstByte", "Completed"]);
     let outcomes = s.outcomes(k);
     assert_eq!(outcomes.len(), 1, "settled once");
     let resp = outcomes[0].clone().expect("complete");

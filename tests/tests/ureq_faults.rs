@@ -65,8 +65,8 @@ fn a_plain_file_arrives_byte_exact_with_the_plain_event_sequence() {
     assert_eq!(fnv(resp.body.as_deref().expect("memory body")), fnv(&content(300_000, 300_000)));
     assert_eq!(resp.bytes, 300_000);
     assert_eq!(resp.header("etag"), Some("\"v1-300000\""));
-    assert_eq!(event_names(&ev), ["Enqueued", "Started", "FirstByte", "Completed"]);
-    assert!(matches!(ev[3], DownloaderEvent::RequestCompleted { bytes_transferred: 300_000, .. }));
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "Response", "FirstByte", "Completed"]);
+    assert!(matches!(ev[4], DownloaderEvent::RequestCompleted { bytes_transferred: 300_000, .. }));
 }
 
 #[test]
@@ -97,8 +97,11 @@ fn a_stall_mid_body_times_out_and_resumes_with_range_and_if_range() {
     let (out, ev) = run(&peer, &rx, &server.url("/stall/200000/70000"));
     let resp = out.expect("completed after a resume");
     assert_eq!(fnv(resp.body.as_deref().expect("body")), fnv(&content(200_000, 200_000)));
-    assert_eq!(event_names(&ev), ["Enqueued", "Started", "FirstByte", "Retrying", "Started", "FirstByte", "Completed"]);
-    assert!(matches!(&ev[3], DownloaderEvent::RequestRetrying { attempt: 2, error: NetError::Timeout, .. }));
+    assert_eq!(
+        event_names(&ev),
+        ["Enqueued", "Started", "Response", "FirstByte", "Retrying", "Started", "Response", "FirstByte", "Completed"]
+    );
+    assert!(matches!(&ev[4], DownloaderEvent::RequestRetrying { attempt: 2, error: NetError::Timeout, .. }));
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].range.as_deref(), Some("bytes=70000-"), "resumes exactly where the sink stopped");
@@ -136,7 +139,7 @@ fn status_503_and_429_honour_retry_after() {
     let (server, _dl, peer, rx) = setup(cfg());
     let (out, ev) = run(&peer, &rx, &server.url("/status/503/1/1"));
     assert_eq!(out.expect("completed").body.map(|b| b.len()), Some(1000));
-    assert_eq!(event_names(&ev), ["Enqueued", "Started", "Retrying", "Started", "FirstByte", "Completed"]);
+    assert_eq!(event_names(&ev), ["Enqueued", "Started", "Retrying", "Started", "Response", "FirstByte", "Completed"]);
     match &ev[2] {
         DownloaderEvent::RequestRetrying { delay, error, .. } => {
             assert_eq!(*delay, Duration::from_secs(1));

@@ -175,6 +175,17 @@ impl PeerHandle {
         let _ = self.inner.tx.send(Input::Command(Command::Progress(self.inner.id, reply(tx)))).await;
         rx.recv().await.unwrap_or_default()
     }
+
+    /// This peer's bandwidth in bits per second, learnt while its
+    /// transfers run (windows of 16 KiB and 100 ms; see
+    /// [`weir::Scheduler::peer_bandwidth`]): what an adaptive player picks
+    /// its next bitrate by. `None` before the first window, or once the
+    /// downloader is gone.
+    pub async fn bandwidth(&self) -> Option<u64> {
+        let (tx, rx) = async_channel::bounded(1);
+        let _ = self.inner.tx.send(Input::Command(Command::Bandwidth(self.inner.id, reply(tx)))).await;
+        rx.recv().await.ok().flatten()
+    }
 }
 
 /// A scheduled download: a future of its [`Outcome`]. Dropping it before it

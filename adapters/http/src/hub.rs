@@ -41,7 +41,7 @@ use crate::outcome::{Event, Outcome};
 use crate::progress::{Progress, Snapshot};
 use crate::sink::{Sink, SinkState};
 use crate::trace::Traced;
-use crate::transfer::{Finished, Report, Stop, Transfer};
+use crate::transfer::{Finished, Report, ResponseHead, Stop, Transfer};
 
 /// Where an answer goes: usually a send on the handle's reply channel.
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
@@ -94,6 +94,8 @@ pub enum Command {
     Subscribe(Option<PeerId>, Subscriber),
     /// The progress of each live download of a peer, in id order.
     Progress(PeerId, Reply<Vec<(RequestId, Snapshot)>>),
+    /// A peer's bandwidth estimate (`Scheduler::peer_bandwidth`).
+    Bandwidth(PeerId, Reply<Option<u64>>),
     /// Cancel everything; the hub finishes once every sink is back.
     Shutdown,
 }
@@ -156,6 +158,9 @@ struct Download {
     waiting: VecDeque<(FetchCmd, Stop)>,
     /// The terminal event, kept while the sink is out: it settles when the sink is back.
     ended: Option<DownloaderEvent>,
+    /// Whether it was fetched again from zero after its bytes turned out
+    /// wrong (once at most).
+    refetched: bool,
     done: Option<Reply<Outcome>>,
     /// Its `tracing` span; transfers run inside it.
     #[cfg(feature = "tracing")]
@@ -335,6 +340,7 @@ impl Hub {
             Command::Subscribe(None, s) => self.root_subs.push(s),
             Command::Subscribe(Some(p), s) => self.peer_subs.entry(p).or_default().push(s),
             Command::Progress(p, reply) => reply(self.progress_of(p)),
+            Command::Bandwidth(p, reply) => reply(self.sched.peer_bandwidth(p)),
             Command::Shutdown => {
                 self.sched.shutdown(now);
                 self.shut = true;
@@ -357,6 +363,15 @@ impl Hub {
             self.downloads.iter().filter(|(_, d)| d.peer == peer).map(|(&id, d)| (id, d.progress.get())).collect();
         all.sort_unstable_by_key(|&(id, _)| id);
         all
+    }
+
+    /// `peer`'s bandwidth estimate, learnt while its transfers run
+    /// ([`Command::Bandwidth`] without the reply; see
+    /// `Scheduler::peer_bandwidth`): what an adaptive player picks its
+    /// next bitrate by.
+    #[must_use]
+    pub fn peer_bandwidth(&self, peer: PeerId) -> Option<u64> {
+        self.sched.peer_bandwidth(peer)
     }
 
     /// A new group of `peer` ([`Command::NewGroup`] without the reply).
@@ -393,6 +408,7 @@ impl Hub {
             running: None,
             waiting: VecDeque::new(),
             ended: None,
+            refetched: false,
             done: Some(done),
             #[cfg(feature = "tracing")]
             span: crate::observe::span(id, peer, &first_url),
@@ -406,13 +422,20 @@ impl Hub {
     /// and the sink is taken back.
     pub fn report(&mut self, report: Report, now: Instant) {
         match report {
-            Report::Bytes { id, attempt, n } => match self.downloads.get(&id) {
-                Some(d) if d.is_current(attempt) => self.sched.on_bytes(id, n, now),
-                Some(_) => self.sched.on_late_bytes(id, n, now),
+            Report::Bytes { id, attempt, n, head } => match self.downloads.get(&id).map(|d| d.is_current(attempt)) {
+                Some(true) => {
+                    self.responded(id, head, now);
+                    self.sched.on_bytes(id, n, now);
+                    if let Some(d) = self.downloads.get(&id) {
+                        d.progress.set_rate(self.sched.transfer_rate(id));
+                    }
+                }
+                Some(false) => self.sched.on_late_bytes(id, n, now),
                 None => {}
             },
-            Report::Alive { id, attempt } => {
+            Report::Alive { id, attempt, head } => {
                 if self.downloads.get(&id).is_some_and(|d| d.is_current(attempt)) {
+                    self.responded(id, head, now);
                     self.sched.on_progress(id, now);
                 }
             }
@@ -420,8 +443,15 @@ impl Hub {
         }
     }
 
+    /// The current attempt's accepted head, if the report carries it.
+    fn responded(&mut self, id: RequestId, head: Option<ResponseHead>, now: Instant) {
+        if let Some(h) = head {
+            self.sched.on_response(id, h.status, h.total, now);
+        }
+    }
+
     fn finished(&mut self, f: Finished, now: Instant) {
-        let Finished { id, attempt, sink, unreported, result } = f;
+        let Finished { id, attempt, mut sink, unreported, head, result } = f;
         let Some(d) = self.downloads.get_mut(&id) else { return };
         if d.sink.is_some() {
             // Not the transfer that holds the sink: a report no transfer of ours sent.
@@ -430,11 +460,17 @@ impl Hub {
         self.out -= 1;
         if d.is_current(attempt) {
             d.running = None;
+            // Bytes that arrived whole but wrong (size, SHA-256), in a sink
+            // that started over: fetched once more from zero.
+            let refetch = sink.take_discarded() && !std::mem::replace(&mut d.refetched, true);
+            d.progress.set_rate(None);
             d.sink = Some(sink);
+            self.responded(id, head, now);
             self.sched.on_bytes(id, unreported, now);
             match result {
                 Ok(None) => self.sched.on_complete(id, now),
                 Ok(Some(url)) => self.sched.on_redirect(id, url, now),
+                Err(e) if refetch => self.sched.on_discarded(id, e, now),
                 Err(e) => self.sched.on_failed(id, e, now),
             }
             return;

@@ -56,4 +56,4 @@ pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};
 pub use progress::{Progress, Snapshot};
 pub use sink::{Delivered, Sink, SinkState};
-pub use transfer::{Finished, Report, Stop, Transfer};
+pub use transfer::{Finished, Report, ResponseHead, Stop, Transfer};

@@ -121,6 +121,9 @@ pub struct SinkState {
     verify: Option<Verifier>,
     /// Every byte is on disk (or flushed to the writer): finishing only renames.
     synced: bool,
+    /// The last check of the whole body failed and the sink started over
+    /// (it holds nothing now): the download may be fetched again from zero.
+    discarded: bool,
 }
 
 impl std::fmt::Debug for SinkState {
@@ -160,6 +163,7 @@ impl SinkState {
             progress,
             verify: None,
             synced: false,
+            discarded: false,
         }
     }
 
@@ -228,10 +232,16 @@ impl SinkState {
     pub fn verify_complete(&mut self) -> Result<(), NetError> {
         let Some(v) = &self.verify else { return Ok(()) };
         if let Err(e) = v.finish() {
-            let _ = self.reset();
+            self.discarded = self.reset().is_ok();
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Whether the last [`SinkState::verify_complete`] found wrong bytes
+    /// and started the sink over (a caller's writer cannot); asking clears it.
+    pub fn take_discarded(&mut self) -> bool {
+        std::mem::take(&mut self.discarded)
     }
 
     /// What the sink holds, for the next [`Attempt`]. A

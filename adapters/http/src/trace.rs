@@ -16,10 +16,11 @@
 //! holds only the hub's pass-through wrapper.
 
 use std::ops::Deref;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use weir::{
-    EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId, RequestMethod, RequestPriority, Scheduler, Url,
+    EnqueueError, GroupId, NetError, Output, PeerId, Request, RequestId, RequestMethod, RequestPriority, RetryPolicy,
+    Scheduler, Timeouts, Url,
 };
 
 /// The trace format this weir writes and reads.
@@ -54,6 +55,10 @@ pub enum Op {
         priority: RequestPriority,
         group: Option<GroupId>,
         range: Option<(u64, Option<u64>)>,
+        /// What the request sets beyond the config (absent in traces of
+        /// requests that set nothing).
+        #[cfg_attr(feature = "trace", serde(default, skip_serializing_if = "Option::is_none"))]
+        policy: Option<Box<Policy>>,
     },
     Cancel {
         id: RequestId,
@@ -84,6 +89,15 @@ pub enum Op {
         id: RequestId,
         url: Url,
     },
+    Discarded {
+        id: RequestId,
+        error: NetError,
+    },
+    Response {
+        id: RequestId,
+        status: u16,
+        content_length: Option<u64>,
+    },
     Timeout,
     /// The outputs were drained (`poll_output` until `None`).
     Drain,
@@ -99,8 +113,13 @@ impl Op {
             Op::SetPeerPriority { peer, priority } => s.set_peer_priority(peer, priority, now),
             Op::NewGroup { peer } => drop(s.new_group(peer)),
             Op::CancelGroup { group } => s.cancel_group(group, now),
-            Op::Enqueue { peer, url, method, priority, group, range } => {
-                let _ = s.enqueue(peer, request(url, method, priority, group, range), now);
+            Op::Enqueue { peer, url, method, priority, group, range, policy } => {
+                let r = request(url, method, priority, group, range);
+                let r = match policy {
+                    Some(p) => p.apply(r),
+                    None => r,
+                };
+                let _ = s.enqueue(peer, r, now);
             }
             Op::Cancel { id } => s.cancel(id, now),
             Op::SetPriority { id, priority } => s.set_priority(id, priority, now),
@@ -110,11 +129,58 @@ impl Op {
             Op::Complete { id } => s.on_complete(id, now),
             Op::Failed { id, error } => s.on_failed(id, error, now),
             Op::Redirect { id, url } => s.on_redirect(id, url, now),
+            Op::Discarded { id, error } => s.on_discarded(id, error, now),
+            Op::Response { id, status, content_length } => s.on_response(id, status, content_length, now),
             Op::Timeout => s.handle_timeout(now),
             Op::Drain => return std::iter::from_fn(|| s.poll_output()).collect(),
             Op::Shutdown => s.shutdown(now),
         }
         Vec::new()
+    }
+}
+
+/// A request's own timeouts, retry policy, deadline and mirrors.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "trace", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "trace", serde(default, deny_unknown_fields))]
+pub struct Policy {
+    /// `Request::timeouts`.
+    #[cfg_attr(feature = "trace", serde(skip_serializing_if = "Option::is_none"))]
+    pub timeouts: Option<Timeouts>,
+    /// `Request::retry`.
+    #[cfg_attr(feature = "trace", serde(skip_serializing_if = "Option::is_none"))]
+    pub retry: Option<RetryPolicy>,
+    /// `Request::deadline`, in nanoseconds (exact).
+    #[cfg_attr(feature = "trace", serde(skip_serializing_if = "Option::is_none"))]
+    pub deadline_ns: Option<u64>,
+    /// `Request::mirror`, in order.
+    #[cfg_attr(feature = "trace", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub mirrors: Vec<Url>,
+}
+
+impl Policy {
+    /// What `req` sets, if anything.
+    fn of(req: &Request) -> Option<Box<Self>> {
+        let p = Self {
+            timeouts: req.timeouts_value(),
+            retry: req.retry_value().cloned(),
+            deadline_ns: req.deadline_value().map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            mirrors: req.mirrors().to_vec(),
+        };
+        (p != Self::default()).then(|| Box::new(p))
+    }
+
+    fn apply(self, mut r: Request) -> Request {
+        if let Some(t) = self.timeouts {
+            r = r.timeouts(t);
+        }
+        if let Some(p) = self.retry {
+            r = r.retry(p);
+        }
+        if let Some(d) = self.deadline_ns {
+            r = r.deadline(Duration::from_nanos(d));
+        }
+        self.mirrors.into_iter().fold(r, Request::mirror)
     }
 }
 
@@ -212,6 +278,7 @@ impl Traced {
             priority: req.priority_value(),
             group: req.group_value(),
             range: req.range_value(),
+            policy: Policy::of(&req),
         });
         self.sched.enqueue(peer, req, now)
     }
@@ -258,6 +325,14 @@ impl Traced {
 
     pub(crate) fn on_redirect(&mut self, id: RequestId, url: Url, now: Instant) {
         self.apply(now, Op::Redirect { id, url });
+    }
+
+    pub(crate) fn on_discarded(&mut self, id: RequestId, error: NetError, now: Instant) {
+        self.apply(now, Op::Discarded { id, error });
+    }
+
+    pub(crate) fn on_response(&mut self, id: RequestId, status: u16, content_length: Option<u64>, now: Instant) {
+        self.apply(now, Op::Response { id, status, content_length });
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {

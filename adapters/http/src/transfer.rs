@@ -90,6 +90,8 @@ pub enum Report {
         attempt: u32,
         /// How many.
         n: u64,
+        /// The accepted response head, in the first report after it.
+        head: Option<ResponseHead>,
     },
     /// Body bytes arrived that the sink skips (a resent prefix): the
     /// transfer is alive, nothing was delivered.
@@ -98,9 +100,22 @@ pub enum Report {
         id: RequestId,
         /// The attempt.
         attempt: u32,
+        /// The accepted response head, in the first report after it.
+        head: Option<ResponseHead>,
     },
     /// The attempt is over; the sink comes back.
     Done(Box<Finished>),
+}
+
+/// A response head the transfer accepted: what `ResponseReceived` says.
+/// It rides on the first report the transfer sends after it (a small
+/// file's only report is its `Done`), so it costs no report of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The HTTP status.
+    pub status: u16,
+    /// The size the sink will have when complete, if the answer told.
+    pub total: Option<u64>,
 }
 
 /// The end of a transfer.
@@ -114,6 +129,8 @@ pub struct Finished {
     pub sink: SinkState,
     /// Bytes written and not yet reported.
     pub unreported: u64,
+    /// The accepted response head, if no report carried it yet.
+    pub head: Option<ResponseHead>,
     /// Complete (`Ok(None)`), redirected (`Ok(Some(url))`) or failed. Of a
     /// stopped transfer the hub ignores it.
     pub result: Result<Option<Url>, NetError>,
@@ -133,6 +150,8 @@ pub struct Transfer {
     headers: Vec<(String, String)>,
     sink: SinkState,
     pace: Coalescer,
+    /// The accepted head, until a report carries it.
+    head: Option<ResponseHead>,
     /// The caller's verdict on a response head it would accept.
     pub(crate) check: Option<Check>,
     /// The download's `tracing` span, for the adapter to run this in.
@@ -159,6 +178,7 @@ impl Transfer {
             headers,
             sink,
             pace: Coalescer::default(),
+            head: None,
             check: None,
             #[cfg(feature = "tracing")]
             span: tracing::Span::none(),
@@ -237,6 +257,7 @@ impl Transfer {
                     check.verdict(&head).map_err(|why| NetError::Integrity(format!("response refused: {why}")))?;
                 }
                 let exchange = self.exchange.as_ref().ok_or_else(|| NetError::Protocol("not begun".into()))?;
+                self.head = Some(ResponseHead { status, total: exchange.final_size() });
                 self.sink.accept(restart, record.then_some((status, headers)), exchange)?;
                 Ok(None)
             }
@@ -264,8 +285,11 @@ impl Transfer {
     /// The body breaks its announced length.
     pub fn body<'c>(&mut self, chunk: &'c [u8]) -> Result<(&'c [u8], Option<Report>), NetError> {
         let part = self.exchange()?.on_body(chunk)?;
-        let alive = (part.is_empty() && !chunk.is_empty() && self.pace.skipped())
-            .then_some(Report::Alive { id: self.id, attempt: self.attempt_no });
+        let alive = (part.is_empty() && !chunk.is_empty() && self.pace.skipped()).then(|| Report::Alive {
+            id: self.id,
+            attempt: self.attempt_no,
+            head: self.head.take(),
+        });
         Ok((part, alive))
     }
 
@@ -301,7 +325,7 @@ impl Transfer {
             return None;
         }
         let n = self.pace.add(n)?;
-        Some(Report::Bytes { id: self.id, attempt: self.attempt_no, n })
+        Some(Report::Bytes { id: self.id, attempt: self.attempt_no, n, head: self.head.take() })
     }
 
     /// The body ended as the transport saw it: complete, or truncated.
@@ -320,7 +344,9 @@ impl Transfer {
     #[must_use]
     pub fn done(mut self, result: Result<Option<Url>, NetError>) -> Report {
         let unreported = self.pace.take().unwrap_or(0);
-        Report::Done(Box::new(Finished { id: self.id, attempt: self.attempt_no, sink: self.sink, unreported, result }))
+        let head = self.head.take();
+        let (id, attempt, sink) = (self.id, self.attempt_no, self.sink);
+        Report::Done(Box::new(Finished { id, attempt, sink, unreported, head, result }))
     }
 }
 

@@ -158,6 +158,15 @@ impl PeerHandle {
     pub fn downloads(&self) -> Vec<(RequestId, Snapshot)> {
         self.inner.shared.with(|hub, _| hub.progress_of(self.inner.id))
     }
+
+    /// This peer's bandwidth in bits per second, learnt while its
+    /// transfers run (windows of 16 KiB and 100 ms; see
+    /// [`weir::Scheduler::peer_bandwidth`]): what an adaptive player picks
+    /// its next bitrate by. `None` before the first window.
+    #[must_use]
+    pub fn bandwidth(&self) -> Option<u64> {
+        self.inner.shared.with(|hub, _| hub.peer_bandwidth(self.inner.id))
+    }
 }
 
 /// A scheduled download. Dropping it before it finished cancels it
