@@ -48,6 +48,30 @@ impl Nginx {
         )
     }
 
+    /// Start nginx serving HTTPS and HTTP/2 (`listen ... ssl http2`; ALPN
+    /// picks `h2` for a client that offers it) with this certificate and key.
+    ///
+    /// # Panics
+    /// As [`Nginx::start`].
+    #[must_use]
+    pub fn start_h2(files: &[(String, Vec<u8>)], cert_pem: &str, key_pem: &str) -> Nginx {
+        Self::start_full(
+            files,
+            " ssl http2",
+            "ssl_certificate cert.pem; ssl_certificate_key key.pem;",
+            Some((cert_pem, key_pem)),
+        )
+    }
+
+    /// The access log so far, a line per request: the connection's serial
+    /// number, the protocol, the status and the URI (e.g.
+    /// `3 HTTP/2.0 200 /a.bin`). nginx writes each line when the request
+    /// ends.
+    #[must_use]
+    pub fn access_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
     fn start_full(
         files: &[(String, Vec<u8>)],
         listen_extra: &str,
@@ -73,7 +97,7 @@ impl Nginx {
             format!(
                 "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
                  events {{ worker_connections 4096; }}\n\
-                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+                 http {{\n  log_format weir '$connection $server_protocol $status $request_uri';\n  access_log {d}/access.log weir;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                  server {{ listen 127.0.0.1:{port}{listen_extra} backlog=4096; root {d}/www; {server_extra} }}\n}}\n"
             ),

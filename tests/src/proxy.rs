@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// One tunnel asked for: its target and `Proxy-Authorization`.
+type Asked = (String, Option<String>);
+
 /// A CONNECT proxy on 127.0.0.3 that tunnels to loopback targets only and
 /// records each target. Dropping it stops its threads.
 pub struct ConnectProxy {
     /// Its port.
     pub port: u16,
-    targets: Arc<Mutex<Vec<String>>>,
+    targets: Arc<Mutex<Vec<Asked>>>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -52,7 +55,13 @@ impl ConnectProxy {
     /// The `CONNECT` targets asked for so far, in order.
     #[must_use]
     pub fn targets(&self) -> Vec<String> {
-        self.targets.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.targets.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    /// The `Proxy-Authorization` of each tunnel asked for so far, in order.
+    #[must_use]
+    pub fn credentials(&self) -> Vec<Option<String>> {
+        self.targets.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(_, a)| a.clone()).collect()
     }
 }
 
@@ -67,7 +76,7 @@ impl Drop for ConnectProxy {
 
 /// Read `CONNECT host:port`, open the tunnel (loopback only), pump bytes
 /// both ways until either side closes (reads time out after 5 s).
-fn tunnel(client: TcpStream, targets: &Mutex<Vec<String>>) {
+fn tunnel(client: TcpStream, targets: &Mutex<Vec<Asked>>) {
     client.set_nonblocking(false).expect("blocking");
     client.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut head = BufReader::new(client.try_clone().expect("clone"));
@@ -80,13 +89,19 @@ fn tunnel(client: TcpStream, targets: &Mutex<Vec<String>>) {
         _ => return,
     };
     // The rest of the head, bounded.
+    let mut auth = None;
     for _ in 0..100 {
         let mut l = String::new();
         if head.read_line(&mut l).map_or(true, |n| n == 0) || l == "\r\n" {
             break;
         }
+        if let Some((name, value)) = l.split_once(':') {
+            if name.eq_ignore_ascii_case("proxy-authorization") {
+                auth = Some(value.trim().to_owned());
+            }
+        }
     }
-    targets.lock().unwrap_or_else(PoisonError::into_inner).push(target.clone());
+    targets.lock().unwrap_or_else(PoisonError::into_inner).push((target.clone(), auth));
     let addr: std::net::SocketAddr = target.parse().expect("an IP:port target");
     assert!(addr.ip().is_loopback(), "the proxy tunnels to loopback only");
     let Ok(server) = TcpStream::connect(addr) else { return };

@@ -21,6 +21,19 @@ fn downloads_go_through_the_configured_proxy() {
 }
 
 #[test]
+fn credentials_in_the_proxy_url_reach_the_proxy() {
+    for adapter in ADAPTERS {
+        let server = FaultServer::start();
+        let proxy = ConnectProxy::start();
+        let at = format!("http://weir:s3cret@127.0.0.3:{}", proxy.port);
+        let got = fetch_via_proxy(adapter, &at, url(&server.url("/file/300")));
+        assert!(got.is_ok(), "{adapter:?}: {got:?}");
+        // base64("weir:s3cret")
+        assert_eq!(proxy.credentials(), vec![Some("Basic d2VpcjpzM2NyZXQ=".to_owned())], "{adapter:?}");
+    }
+}
+
+#[test]
 fn a_proxy_that_refuses_the_tunnel_fails_the_download_clearly() {
     // A "proxy" that is the fault server itself: it answers CONNECT with a 404.
     for adapter in ADAPTERS {

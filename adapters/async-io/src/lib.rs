@@ -10,9 +10,9 @@
 //! it on a background thread. The driver ends when the downloader is shut
 //! down or its last handle is gone.
 //!
-//! Transfers are non-blocking: HTTP/1.1 through hyper 1 over `async-net`,
-//! TLS through `futures-rustls` ([`HyperTransport`]), or any [`Transport`]
-//! you plug in. No thread per
+//! Transfers are non-blocking: hyper-util's pooled client over
+//! `async-net` (HTTP/1.1, and HTTP/2 where TLS negotiates it), TLS through
+//! `futures-rustls` ([`HyperTransport`]), or any [`Transport`] you plug in. No thread per
 //! transfer: aborting one drops its task.
 //!
 //! ```no_run

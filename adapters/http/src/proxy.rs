@@ -16,11 +16,23 @@ pub struct Proxies {
     no_proxy: Vec<String>,
 }
 
-/// One proxy: host and port (`http://` proxies only; no credentials).
+/// One proxy: host, port and credentials (`http://` proxies only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Endpoint {
     host: String,
     port: u16,
+    /// `Basic base64(user:password)`, from the proxy URL's user info.
+    auth: Option<Secret>,
+}
+
+/// A credential, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl Endpoint {
@@ -30,11 +42,14 @@ impl Endpoint {
         if url.scheme() != "http" {
             return Err(format!("proxy {text:?}: only http:// proxies are supported"));
         }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("proxy {text:?}: credentials are not supported"));
-        }
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("proxy {text:?}: no host"))?;
-        Ok(Endpoint { host: host.to_owned(), port: url.port().unwrap_or(80) })
+        let auth = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            use base64::Engine;
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+            Secret(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+        });
+        Ok(Endpoint { host: host.to_owned(), port: url.port().unwrap_or(80), auth })
     }
 }
 
@@ -101,7 +116,9 @@ impl Proxies {
     pub fn tunnel_for(&self, https: bool, host: &str, port: u16) -> Option<Tunnel> {
         let proxy = self.for_host(https, host)?;
         let target = format!("{host}:{port}");
-        let ask = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {}\r\n\r\n", crate::USER_AGENT);
+        let auth = proxy.auth.as_ref().map(|a| format!("Proxy-Authorization: {}\r\n", a.0)).unwrap_or_default();
+        let ask =
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {}\r\n{auth}\r\n", crate::USER_AGENT);
         Some(Tunnel { host: proxy.host.clone(), port: proxy.port, ask, target })
     }
 }
@@ -170,10 +187,21 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_proxies_without_credentials() {
+    fn only_plain_http_proxies() {
         assert!(Proxies::all("https://p:1").is_err());
-        assert!(Proxies::all("http://u:pw@p:1").is_err());
         assert!(Proxies::all("socks5://p:1").is_err());
         assert_eq!(Proxies::all("http://p").unwrap().http.unwrap().port, 80);
+    }
+
+    #[test]
+    fn credentials_of_the_proxy_url_go_in_the_connect_request_and_never_in_debug() {
+        // "user" and "p@ss:w" percent-encoded in the URL; base64("user:p@ss:w").
+        let p = Proxies::all("http://user:p%40ss%3Aw@p:1").unwrap();
+        let t = p.tunnel_for(false, "h", 80).unwrap();
+        assert!(t.ask.contains("\r\nProxy-Authorization: Basic dXNlcjpwQHNzOnc=\r\n"), "{}", t.ask);
+        assert!(t.ask.ends_with("\r\n\r\n"));
+        assert!(!format!("{p:?}").contains("dXNl"), "{p:?}");
+        let none = Proxies::all("http://p:1").unwrap().tunnel_for(false, "h", 80).unwrap();
+        assert!(!none.ask.contains("Proxy-Authorization"));
     }
 }
