@@ -24,8 +24,9 @@ enum Wake {
 /// transfer has handed its sink back. `reports` is weak so that handles
 /// alone keep the driver alive.
 pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<Input>, transport: Arc<dyn Transport>) {
-    let ex = Executor::new();
-    ex.run(async {
+    let ex = Arc::new(Executor::new());
+    let run = Arc::clone(&ex);
+    let driver = run.run(async {
         loop {
             let wake = match hub.poll_timeout() {
                 Some(at) if at <= Instant::now() => Wake::Timer,
@@ -75,8 +76,8 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
                 return;
             }
         }
-    })
-    .await;
+    });
+    crate::transport::within(Arc::clone(&ex), driver).await;
 }
 
 /// One transfer task: run the exchange until it ends or is stopped, then

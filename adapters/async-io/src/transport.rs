@@ -19,7 +19,7 @@ use http_body_util::Empty;
 use hyper::body::{Body, Bytes, Incoming};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use smol_hyper::rt::{FuturesIo, SmolExecutor, SmolTimer};
+use smol_hyper::rt::{FuturesIo, SmolTimer};
 use weir::{NetError, RequestMethod, Url};
 
 use weir_http::proxy::{Proxies, Tunnel};
@@ -108,8 +108,10 @@ pub trait Transport: Send + Sync + 'static {
 /// Under HTTP/2, `max_per_host` bounds the requests (streams) running at
 /// once to a host, not connections: they usually share one.
 ///
-/// hyper's connection tasks run on one executor thread (`weir-hyper`)
-/// shared by every transport of the process, started with the first one.
+/// hyper's connection tasks run on the executor of the downloader whose
+/// transfer opened the connection (on the driver's thread, next to the
+/// transfer that reads it); opened anywhere else, on one `weir-hyper`
+/// thread shared by the process, started when first needed.
 #[derive(Debug, Clone)]
 pub struct HyperTransport {
     connector: Connector,
@@ -124,8 +126,41 @@ struct Connector {
     proxies: Proxies,
 }
 
-/// The executor hyper's connection tasks run on: one thread per process.
-fn executor() -> Arc<Executor<'static>> {
+/// Where hyper's connection tasks go: the executor of the driver polling
+/// now, if any (see [`within`]), else the process's `weir-hyper` thread.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spawn;
+
+std::thread_local! {
+    /// The executor of the driver being polled on this thread.
+    static LOCAL: std::cell::RefCell<Option<Arc<Executor<'static>>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Spawn {
+    fn execute(&self, fut: F) {
+        match LOCAL.with(|l| l.borrow().clone()) {
+            Some(ex) => ex.spawn(fut).detach(),
+            None => shared_executor().spawn(fut).detach(),
+        }
+    }
+}
+
+/// Poll `f` with `ex` as the executor of the connections opened meanwhile
+/// (the driver runs its loop this way, so a connection's task runs on the
+/// thread of the transfer that reads it: no hop between threads per chunk).
+pub(crate) async fn within<F: Future>(ex: Arc<Executor<'static>>, f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    futures_lite::future::poll_fn(|cx| {
+        let previous = LOCAL.with(|l| l.replace(Some(Arc::clone(&ex))));
+        let polled = f.as_mut().poll(cx);
+        LOCAL.with(|l| *l.borrow_mut() = previous);
+        polled
+    })
+    .await
+}
+
+/// The executor of connections opened outside any driver: one thread per process.
+fn shared_executor() -> Arc<Executor<'static>> {
     static EXECUTOR: OnceLock<Arc<Executor<'static>>> = OnceLock::new();
     Arc::clone(EXECUTOR.get_or_init(|| {
         let ex = Arc::new(Executor::new());
@@ -187,7 +222,7 @@ impl HyperTransport {
     }
 
     fn build(connector: Connector) -> Self {
-        let client = Client::builder(SmolExecutor::new(executor()))
+        let client = Client::builder(Spawn)
             .pool_timer(SmolTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(16)
