@@ -52,9 +52,22 @@ pub struct GetOptions {
     #[arg(long)]
     pub no_clobber: bool,
     /// Check the file against sha256=HEX (one URL; in an -i list, put
-    /// "URL sha256=HEX" on a line). A mismatch removes it and fails.
+    /// "URL sha256=HEX" on a line). A mismatch fetches it once more from
+    /// zero; a second one removes it and fails.
     #[arg(long, value_name = "sha256=HEX")]
     pub checksum: Option<String>,
+    /// Another URL of the same file, tried when the first fails (a 404,
+    /// a reset, a timeout: any error of that server); repeatable, tried in
+    /// order, one URL only (in an -i list: "URL MIRROR... [sha256=HEX]").
+    /// A partial file continues from a mirror only if it serves the same
+    /// version (ETag); otherwise it starts over.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Vec<String>,
+    /// Give up on a download that has not finished this many seconds after
+    /// it started, retries and waits included (0.001 to 1000000; 0 or
+    /// absent: no limit).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    pub deadline: Option<IdleTimeout>,
     /// Send this header with every request ("Name: value"; repeatable).
     /// Authorization, Cookie and Proxy-Authorization are not sent to
     /// another host after a redirect.
@@ -143,15 +156,29 @@ fn checksum(s: &str) -> Result<[u8; 32], String> {
     Expect::parse_sha256(hex)
 }
 
-/// A list line: `URL` or `URL sha256=HEX`.
-fn list_entry(line: &str) -> Result<(String, Option<[u8; 32]>), String> {
+/// One file to fetch: its URL, its mirrors, its expected SHA-256.
+#[derive(Default)]
+struct Entry {
+    url: String,
+    mirrors: Vec<String>,
+    sha256: Option<[u8; 32]>,
+}
+
+/// A list line: `URL [MIRROR...] [sha256=HEX]`.
+fn list_entry(line: &str) -> Result<Entry, String> {
     let mut parts = line.split_whitespace();
-    let url = parts.next().unwrap_or_default().to_owned();
-    let sum = parts.next().map(checksum).transpose()?;
-    if let Some(extra) = parts.next() {
-        return Err(format!("unexpected {extra:?} after the URL and its checksum"));
+    let mut entry = Entry { url: parts.next().unwrap_or_default().to_owned(), ..Entry::default() };
+    for part in parts {
+        if entry.sha256.is_some() {
+            return Err(format!("unexpected {part:?} after the checksum"));
+        }
+        if part.contains('=') && !part.contains("://") {
+            entry.sha256 = Some(checksum(part)?);
+        } else {
+            entry.mirrors.push(part.to_owned());
+        }
     }
-    Ok((url, sum))
+    Ok(entry)
 }
 
 fn read_list(input: &str) -> std::io::Result<Vec<String>> {
@@ -171,8 +198,8 @@ struct Job {
 
 /// Run `weir get`; returns the exit code.
 pub fn get(opts: GetOptions) -> i32 {
-    // (URL, expected SHA-256): from the arguments, then the list's lines.
-    let mut urls: Vec<(String, Option<[u8; 32]>)> = opts.urls.iter().map(|u| (u.clone(), None)).collect();
+    // From the arguments, then the list's lines.
+    let mut urls: Vec<Entry> = opts.urls.iter().map(|u| Entry { url: u.clone(), ..Entry::default() }).collect();
     if let Some(input) = &opts.input {
         match read_list(input) {
             Ok(lines) => {
@@ -202,12 +229,19 @@ pub fn get(opts: GetOptions) -> i32 {
             return 2;
         }
         match checksum(sum) {
-            Ok(digest) => urls[0].1 = Some(digest),
+            Ok(digest) => urls[0].sha256 = Some(digest),
             Err(e) => {
                 eprintln!("weir: --checksum: {e}");
                 return 2;
             }
         }
+    }
+    if !opts.mirror.is_empty() {
+        if urls.len() != 1 {
+            eprintln!("weir: --mirror applies to a single URL (give them on its line in -i: URL MIRROR...)");
+            return 2;
+        }
+        urls[0].mirrors.extend(opts.mirror.iter().cloned());
     }
     let mut headers = Headers::new();
     for line in &opts.headers {
@@ -300,7 +334,7 @@ pub fn get(opts: GetOptions) -> i32 {
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut jobs = Vec::new();
     let mut names = Names::default();
-    for (u, sha256) in urls {
+    'entries: for Entry { url: u, mirrors, sha256 } in urls {
         let url = match Url::parse(&u) {
             Ok(url) => url,
             Err(e) => {
@@ -311,6 +345,23 @@ pub fn get(opts: GetOptions) -> i32 {
         if opts.https_only && url.scheme() != "https" {
             failures.push((u, "not an https URL (--https-only)".to_owned()));
             continue;
+        }
+        let mut req = Request::get(url.clone()).priority(priority);
+        for m in mirrors {
+            match Url::parse(&m) {
+                Ok(m) if opts.https_only && m.scheme() != "https" => {
+                    failures.push((u, format!("mirror {m} is not https (--https-only)")));
+                    continue 'entries;
+                }
+                Ok(m) => req = req.mirror(m),
+                Err(e) => {
+                    failures.push((u, format!("invalid mirror URL {m}: {e}")));
+                    continue 'entries;
+                }
+            }
+        }
+        if let Some(d) = opts.deadline.and_then(|d| d.0) {
+            req = req.deadline(d);
         }
         let name = names.claim(&file_name(&url));
         let dest = opts.out.join(&name);
@@ -328,7 +379,7 @@ pub fn get(opts: GetOptions) -> i32 {
         if let Some(digest) = sha256 {
             fetch = fetch.sha256(digest);
         }
-        match peer.fetch_with(Request::get(url).priority(priority), Sink::Resumable(dest.clone()), fetch) {
+        match peer.fetch_with(req, Sink::Resumable(dest.clone()), fetch) {
             Ok(download) => {
                 bars.track(download.id(), name, download.progress_handle());
                 jobs.push(Job { url: u, dest, download });

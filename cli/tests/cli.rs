@@ -416,6 +416,46 @@ fn checksums_from_the_flag_and_the_list_are_checked_and_a_mismatch_leaves_nothin
 }
 
 #[test]
+fn mirrors_from_the_flag_and_the_list_take_over_and_a_deadline_ends_a_download() {
+    use sha2::Digest;
+    let hex = |b: &[u8]| sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let (a, b) = (FaultServer::start_on("127.0.0.1"), FaultServer::start_on("127.0.0.2"));
+    let dir = tempdir("mirror");
+    // The first server has no such file (404); the mirror has it.
+    let out = get_in(&dir, &["--mirror", &b.url("/named/5000/pkg.tar")], &[a.url("/gone/pkg.tar")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("pkg.tar")).unwrap(), content(5000, 5000));
+    assert_eq!((a.hits("/gone/pkg.tar"), b.hits("/named/5000/pkg.tar")), (1, 1));
+    // In a list: URL MIRROR... sha256=HEX.
+    let list = dir.join("list.txt");
+    let line = format!(
+        "{} {} {} sha256={}\n",
+        a.url("/gone/lib.so"),
+        a.url("/gone/again/lib.so"),
+        b.url("/named/7000/lib.so"),
+        hex(&content(7000, 7000))
+    );
+    std::fs::write(&list, line).unwrap();
+    let out = get_in(&dir, &["-i", list.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("lib.so")).unwrap(), content(7000, 7000));
+    // Usage: --mirror with two URLs; a bad mirror URL fails that download.
+    let two = [a.url("/file/1"), a.url("/file/2")];
+    assert_eq!(get_in(&dir, &["--mirror", &b.url("/file/1")], &two).status.code(), Some(2));
+    let out = get_in(&dir, &["--mirror", "not a url"], &[a.url("/gone/x")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid mirror URL"), "{}", text(&out.stderr));
+    // A deadline for the whole download, retries included: the stall would
+    // last 10 s, the idle timeout is off.
+    let started = std::time::Instant::now();
+    let out = get_in(&dir, &["--deadline", "0.4", "--timeout", "0", "--retries", "5"], &[a.url("/stall/100000/1000")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("timed out"), "{}", text(&out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "ended at 0.4 s, not after the 10 s stall");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_run_recorded_by_get_replays_identically_and_a_broken_trace_is_refused() {
     let server = FaultServer::start();
     let dir = tempdir("record");
