@@ -146,10 +146,15 @@ impl Scene {
 
     /// Fetch `req` into `sink`; returns the download's index.
     pub fn fetch(&mut self, peer: PeerId, req: Request, sink: Sink) -> usize {
+        self.fetch_with(peer, req, sink, Fetch::new())
+    }
+
+    /// Fetch `req` into `sink` expecting what `fetch` says; returns the download's index.
+    pub fn fetch_with(&mut self, peer: PeerId, req: Request, sink: Sink, fetch: Fetch) -> usize {
         let k = self.ids.len();
         let settled = Arc::clone(&self.settled);
         let done: weir_http::Reply<Outcome> = Box::new(move |o| lock(&settled).entry(k).or_default().push(o));
-        let item = Item { req, sink, fetch: Fetch::new(), progress: Arc::new(Progress::default()), done };
+        let item = Item { req, sink, fetch, progress: Arc::new(Progress::default()), done };
         let got = Arc::new(Mutex::new(Vec::new()));
         let slot = Arc::clone(&got);
         let reply: weir_http::Reply<Vec<Result<RequestId, EnqueueError>>> = Box::new(move |ids| *lock(&slot) = ids);

@@ -7,12 +7,16 @@
 //!   terminal event; nothing is published for it after that event;
 //! * a completed download's bytes are the resource, byte-exact, and its
 //!   `bytes_transferred` equals what the sink holds;
+//! * a download expecting a SHA-256 the resource does not have never
+//!   completes (its wrong bytes are fetched once more, then it fails); one
+//!   expecting the right one never fails an integrity check;
 //! * after shutdown the hub finishes once every transfer is back.
 
 use std::time::Duration;
 
+use sha2::Digest;
 use weir::{Config, DownloaderEvent, PeerId, Request, RequestPriority, RetryPolicy, Url};
-use weir_http::{Command, FetchError, Sink};
+use weir_http::{Command, Fetch, FetchError, Sink};
 
 use crate::hub::{resource, Scene};
 
@@ -48,6 +52,8 @@ pub fn run(data: &[u8]) {
     let mut s = Scene::new(cfg);
     let mut peers: Vec<PeerId> = vec![s.peer(RequestPriority::High)];
     let mut sizes = Vec::new();
+    // Per download: the SHA-256 expected (None: nothing) and whether it is the resource's.
+    let mut digests: Vec<Option<bool>> = Vec::new();
     while let Some(op) = next() {
         let arg = next().unwrap_or(0);
         match op % 10 {
@@ -55,8 +61,14 @@ pub fn run(data: &[u8]) {
                 let peer = peers[usize::from(arg) % peers.len()];
                 let size = [0u64, 1, 700, 5000, 20_000][usize::from(arg / 8) % 5];
                 let url = Url::parse(&format!("http://h{}.test/{size}", arg % 3)).expect("a valid URL");
-                s.fetch(peer, Request::get(url).priority(prio(arg / 2)), Sink::Memory);
+                let req = Request::get(url).priority(prio(arg / 2));
+                let right = op & 32 == 0;
+                let digest: [u8; 32] = if right { sha2::Sha256::digest(resource(size)).into() } else { [7; 32] };
+                let expect = (op & 16 != 0).then_some(right);
+                let fetch = if expect.is_some() { Fetch::new().sha256(digest) } else { Fetch::new() };
+                s.fetch_with(peer, req, Sink::Memory, fetch);
                 sizes.push(size);
+                digests.push(expect);
             }
             2 => {
                 if let Some(Ok(id)) = s.ids.get(usize::from(arg) % s.ids.len().max(1)).cloned() {
@@ -88,10 +100,10 @@ pub fn run(data: &[u8]) {
     s.command(Command::Shutdown);
     s.finish_all();
     assert!(s.hub.is_finished(), "every sink is back after shutdown: {:?}", s.hub);
-    check(&s, &sizes);
+    check(&s, &sizes, &digests);
 }
 
-fn check(s: &Scene, sizes: &[u64]) {
+fn check(s: &Scene, sizes: &[u64], digests: &[Option<bool>]) {
     for (k, id) in s.ids.iter().enumerate() {
         let Ok(id) = *id else {
             assert!(s.outcomes(k).is_empty(), "a refused download never settles");
@@ -109,6 +121,18 @@ fn check(s: &Scene, sizes: &[u64]) {
         assert_eq!(started, spawned, "every start is one transfer, for {id:?}: {events:?}");
         let outcomes = s.outcomes(k);
         assert_eq!(outcomes.len(), 1, "settled exactly once: {id:?}");
+        match (digests[k], terminals[0]) {
+            (Some(false), DownloaderEvent::RequestCompleted { .. }) => panic!("wrong bytes completed: {events:?}"),
+            (Some(true), DownloaderEvent::RequestFailed { error: weir::NetError::Integrity(m), .. }) => {
+                panic!("the right bytes failed their check ({m}): {events:?}")
+            }
+            _ => {}
+        }
+        let refetches = events
+            .iter()
+            .filter(|e| matches!(e, DownloaderEvent::RequestRetrying { error: weir::NetError::Integrity(_), .. }))
+            .count();
+        assert!(refetches <= 1, "fetched again from zero at most once: {events:?}");
         match (terminals[0], &outcomes[0]) {
             (DownloaderEvent::RequestCompleted { bytes_transferred, .. }, Ok(resp)) => {
                 let want = resource(sizes[k]);
