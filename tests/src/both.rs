@@ -482,3 +482,38 @@ pub fn fetch_via_proxy(adapter: Adapter, proxy: &str, url: weir::Url) -> Result<
         }
     }
 }
+
+/// Fetch `batches` into memory one after another on one downloader (each
+/// batch enqueued together, all of it awaited before the next), so
+/// connections go idle together between batches; whether each completed.
+///
+/// # Panics
+/// When the downloader cannot start or a download is refused.
+#[must_use]
+pub fn in_batches(adapter: Adapter, config: Config, batches: Vec<Vec<Request>>) -> Vec<bool> {
+    let mut done = Vec::new();
+    match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let peer = dl.peer(RequestPriority::Low);
+            for batch in batches {
+                let items = batch.into_iter().map(|r| (r, weir_http::Sink::Memory)).collect();
+                let downloads: Vec<_> = peer.fetch_all(items).into_iter().map(|d| d.expect("accepted")).collect();
+                done.extend(downloads.into_iter().map(|d| d.wait().is_ok()));
+            }
+        }
+        Adapter::Async => {
+            let dl = weir_async::Downloader::spawn(config);
+            futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                for batch in batches {
+                    let items = batch.into_iter().map(|r| (r, weir_http::Sink::Memory)).collect();
+                    for d in peer.fetch_all(items).await {
+                        done.push(d.expect("accepted").await.is_ok());
+                    }
+                }
+            });
+        }
+    }
+    done
+}

@@ -156,6 +156,22 @@ fn complete_exchanges_give_their_connection_back() {
 }
 
 #[test]
+fn concurrent_downloads_to_one_host_keep_their_connections() {
+    for adapter in ADAPTERS {
+        let server = FaultServer::start();
+        let config = Config { max_concurrent: 8, ..cfg() };
+        // Ten batches of 8: between two, all 8 connections are idle at once.
+        let batches =
+            (0..10).map(|b| (0..8).map(|i| get(&server.url(&format!("/file/2000?{b}-{i}")))).collect()).collect();
+        let done = weir_tests::both::in_batches(adapter, config, batches);
+        assert!(done.iter().all(|&ok| ok) && done.len() == 80, "{adapter:?}");
+        // At most one per worker (weir-ureq keeps 2 spare workers for 8).
+        let conns = server.connections();
+        assert!(conns <= 10, "{adapter:?}: 80 downloads, 8 at once, opened {conns} connections");
+    }
+}
+
+#[test]
 fn file_sinks_write_private_temporary_files_and_never_follow_a_planted_link() {
     let server = FaultServer::start();
     for adapter in ADAPTERS {

@@ -149,10 +149,21 @@ pub struct Options {
     pub headers: Headers,
 }
 
+/// Idle keep-alive connections the pool keeps per host (ureq's default is
+/// 3): more than weir's workers to one host rarely run at once, and each
+/// connection dropped for want of room is a new connection later.
+pub const IDLE_PER_HOST: usize = 64;
+
 /// weir's starting point for an agent: ureq's defaults (proxy from the
-/// environment), status codes as responses, a 30 s connect timeout.
+/// environment), status codes as responses, a 30 s connect timeout, and
+/// room in the pool for [`IDLE_PER_HOST`] idle connections per host (256
+/// in all).
 fn agent_builder() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_connect(Some(Duration::from_secs(30)))
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .max_idle_connections(256)
+        .max_idle_connections_per_host(IDLE_PER_HOST)
 }
 
 impl Options {
