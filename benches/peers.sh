@@ -15,6 +15,7 @@
 # Usage: benches/peers.sh [ROUNDS]          (default 5)
 #   WORKLOADS="2000x65536 5000x4096 8x67108864"  count x bytes, space-separated
 #   CONCURRENCY=8
+#   WEIR_ARGS="--no-fsync"    extra flags for weir (e.g. to compare without its fsync per file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,7 +66,7 @@ command -v aria2c >/dev/null && tools+=(aria2c) || echo "peers.sh: skipping aria
 run() {
     local tool=$1 list=$2 out=$3
     case $tool in
-        weir) "$weir" get -q --max-concurrent "$conc" -o "$out" -i "$list" ;;
+        weir) "$weir" get -q --max-concurrent "$conc" $weir_args -o "$out" -i "$list" ;;
         curl)
             awk -v d="$out" '{ n = $0; sub(".*/", "", n); print "url = \"" $0 "\""; print "output = \"" d "/" n "\"" }' "$list" >"$out.curlrc"
             curl -s --no-progress-meter --fail --parallel --parallel-immediate --parallel-max "$conc" -K "$out.curlrc" ;;
@@ -90,7 +91,7 @@ for wl in $workloads; do
             tool=${tools[$(((k + r) % n))]}
             out="$work/out-$tool"
             rm -rf "$out" "$out.curlrc"; mkdir -p "$out"
-            /usr/bin/time -f "%e %U %S" -o "$work/time" bash -c "$(declare -f run); weir=$weir conc=$conc; run $tool $work/list $out" 2>"$work/err" \
+            /usr/bin/time -f "%e %U %S" -o "$work/time" bash -c "$(declare -f run); weir=$weir conc=$conc weir_args='${WEIR_ARGS:-}'; run $tool $work/list $out" 2>"$work/err" \
                 || { echo "peers.sh: $tool failed on $wl:"; cat "$work/err" "$work/time"; exit 1; }
             (cd "$out" && sha256sum f* | sort -k2) >"$work/got.sha"
             cmp -s "$work/want.sha" "$work/got.sha" || { echo "peers.sh: $tool's files differ on $wl"; exit 1; }

@@ -375,6 +375,11 @@ fn max_time_https_only_and_no_clobber_do_what_they_say() {
     let out = get_in(&dir, &[], &[server.url("/file/11")]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(std::fs::read(dir.join("11")).unwrap(), content(11, 11), "replaced without --no-clobber");
+    // --no-fsync changes when bytes reach the disk, not which bytes: a
+    // resumed file is still exact.
+    let out = get_in(&dir, &["--no-fsync", "--timeout", "0.3", "--retries", "1"], &[server.url("/stall/90000/30000")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("30000")).unwrap(), content(90_000, 90_000));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

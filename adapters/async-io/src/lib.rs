@@ -100,6 +100,11 @@ pub struct Options {
     pub headers: Headers,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
+    /// Put every completed file on disk (`fsync`) before it takes its
+    /// final name (default `true`); `false` trusts the OS as curl and wget
+    /// do: faster on many small files, but a power loss may leave a short
+    /// file under its final name.
+    pub durable: bool,
     /// Record every input of the scheduler to this trace (feature `trace`;
     /// replay it with `weir_http::trace::replay` or `weir replay`).
     #[cfg(feature = "trace")]
@@ -111,6 +116,7 @@ impl Default for Options {
         Self {
             headers: Headers::new(),
             memory_limit: MEMORY_LIMIT,
+            durable: true,
             #[cfg(feature = "trace")]
             record: None,
         }
@@ -165,6 +171,7 @@ impl Downloader {
             headers: options.headers,
             memory_limit: options.memory_limit,
             async_writers: true,
+            durable: options.durable,
             #[cfg(feature = "trace")]
             record: options.record,
         };

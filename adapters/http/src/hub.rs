@@ -118,6 +118,10 @@ pub struct HubOptions {
     /// Whether the adapter writes [`Sink::AsyncWriter`] sinks (the blocking
     /// one cannot: such a download fails with a clear error).
     pub async_writers: bool,
+    /// Put every completed file on disk (`fsync`) before it takes its
+    /// final name (default); `false` trusts the OS as curl and wget do
+    /// (see `SinkState::trusting_the_os`).
+    pub durable: bool,
     /// Record every input of the scheduler from the start (feature `trace`;
     /// see [`crate::trace`]).
     #[cfg(feature = "trace")]
@@ -130,6 +134,7 @@ impl Default for HubOptions {
             headers: Headers::new(),
             memory_limit: crate::DEFAULT_MEMORY_LIMIT,
             async_writers: false,
+            durable: true,
             #[cfg(feature = "trace")]
             record: None,
         }
@@ -395,6 +400,9 @@ impl Hub {
         let mut sink = SinkState::with_progress(sink, self.options.memory_limit, progress).expecting(fetch.expect);
         if !self.options.async_writers {
             sink = sink.refusing_async_writer();
+        }
+        if !self.options.durable {
+            sink = sink.trusting_the_os();
         }
         let download = Download {
             peer,

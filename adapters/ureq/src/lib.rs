@@ -143,6 +143,11 @@ pub struct Options {
     pub record: Option<weir_http::trace::RecordTo>,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
+    /// Put every completed file on disk (`fsync`) before it takes its
+    /// final name (default `true`); `false` trusts the OS as curl and wget
+    /// do: faster on many small files, but a power loss may leave a short
+    /// file under its final name.
+    pub durable: bool,
     /// Headers every download sends unless it sets its own (see
     /// [`PeerHandle::fetch_with`]); a `User-Agent` of [`weir_http::USER_AGENT`]
     /// is sent when neither sets one.
@@ -182,6 +187,7 @@ impl Default for Options {
         Self {
             agent: agent_builder().build(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            durable: true,
             headers: Headers::new(),
             pool: None,
             #[cfg(feature = "trace")]
@@ -241,6 +247,7 @@ impl Downloader {
             headers: options.headers,
             memory_limit: options.memory_limit,
             async_writers: false,
+            durable: options.durable,
             #[cfg(feature = "trace")]
             record: options.record,
         };
