@@ -417,6 +417,8 @@ fn expected_size_and_sha256_are_checked_before_a_download_completes() {
             "{adapter:?}: refused at the head: {:?}",
             got[2].outcome
         );
+        // A head the sink refused is not announced as received.
+        assert_eq!(event_names(&got[2].events), ["Enqueued", "Started", "Failed"], "{adapter:?}");
 
         // A resumed partial file: the digest covers the bytes of the earlier run.
         let dest = dir.join(format!("resumed-{adapter:?}"));

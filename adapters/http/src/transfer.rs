@@ -257,8 +257,10 @@ impl Transfer {
                     check.verdict(&head).map_err(|why| NetError::Integrity(format!("response refused: {why}")))?;
                 }
                 let exchange = self.exchange.as_ref().ok_or_else(|| NetError::Protocol("not begun".into()))?;
-                self.head = Some(ResponseHead { status, total: exchange.final_size() });
+                let head = ResponseHead { status, total: exchange.final_size() };
                 self.sink.accept(restart, record.then_some((status, headers)), exchange)?;
+                // Announced only once the sink took it (not too large, the expected size).
+                self.head = Some(head);
                 Ok(None)
             }
         }
