@@ -165,24 +165,21 @@ impl Scheduler {
     /// to its next URL if one is left in this round and the error is the
     /// server's; whether it moved.
     fn next_mirror(&mut self, key: ReqKey, error: &NetError) -> bool {
-        if matches!(error, NetError::Sink(_) | NetError::TooLarge) {
-            return false;
-        }
+        // Without an `Extra` there is no mirror: `switch_mirror` says no.
+        let next = self.reqs[key].extra.as_ref().map_or(0, |x| x.mirror + 1);
+        !matches!(error, NetError::Sink(_) | NetError::TooLarge) && self.switch_mirror(key, next)
+    }
+
+    /// Point a request with mirrors at its URL `index` of `[first,
+    /// mirrors..]` (0 starts a new round), its redirect count starting
+    /// again; whether it has that URL.
+    fn switch_mirror(&mut self, key: ReqKey, index: usize) -> bool {
         let Some(x) = self.reqs[key].extra.as_deref_mut() else { return false };
-        let Some(url) = x.url(x.mirror + 1).filter(|_| x.first.is_some()).cloned() else { return false };
-        x.mirror += 1;
+        let Some(url) = x.url(index).cloned() else { return false };
+        x.mirror = index;
         x.redirects = 0;
         self.retarget(key, url);
         true
-    }
-
-    /// A new round of a request with mirrors starts at its first URL.
-    fn first_mirror(&mut self, key: ReqKey) {
-        let Some(x) = self.reqs[key].extra.as_deref_mut() else { return };
-        let Some(url) = x.first.clone() else { return };
-        x.mirror = 0;
-        x.redirects = 0;
-        self.retarget(key, url);
     }
 
     /// End a running request as completed (`abort`: the scheduler stops the
@@ -231,7 +228,7 @@ impl Scheduler {
             None => backoff(policy, n, &mut self.rng),
         };
         self.reqs[key].extra_mut().retries = n;
-        self.first_mirror(key);
+        self.switch_mirror(key, 0);
         self.retry(key, error, delay, now);
     }
 
