@@ -19,6 +19,17 @@ pub(crate) fn reply<T: Send + 'static>(tx: Sender<T>) -> weir_http::Reply<T> {
     })
 }
 
+/// Send the command `ask` makes around a reply, and await the answer;
+/// `None` once the driver is gone.
+pub(crate) async fn ask<T: Send + 'static>(
+    tx: &Sender<Input>,
+    ask: impl FnOnce(weir_http::Reply<T>) -> Command,
+) -> Option<T> {
+    let (answer, rx) = async_channel::bounded(1);
+    tx.send(Input::Command(ask(reply(answer)))).await.ok()?;
+    rx.recv().await.ok()
+}
+
 /// A stream of events of one peer (`Some`) or all (`None`).
 pub(crate) fn subscribe(tx: &Sender<Input>, peer: Option<PeerId>) -> Receiver<Event> {
     let (events, rx) = async_channel::unbounded();
@@ -105,12 +116,10 @@ impl PeerHandle {
                 Item { req, sink, fetch, done: reply(done), progress }
             })
             .collect();
-        let (ids_tx, ids_rx) = async_channel::bounded(1);
-        let fetch = Command::Fetch { peer: self.inner.id, items, reply: reply(ids_tx) };
-        let ids = match self.inner.tx.send(Input::Command(fetch)).await {
-            Ok(()) => ids_rx.recv().await.unwrap_or_else(|_| vec![Err(EnqueueError::ShutDown); n]),
-            Err(_) => vec![Err(EnqueueError::ShutDown); n],
-        };
+        let peer = self.inner.id;
+        let ids = ask(&self.inner.tx, |reply| Command::Fetch { peer, items, reply })
+            .await
+            .unwrap_or_else(|| vec![Err(EnqueueError::ShutDown); n]);
         ids.into_iter()
             .zip(outcomes)
             .map(|(id, (rx, progress))| {
@@ -145,9 +154,7 @@ impl PeerHandle {
     /// # Panics
     /// When the driver is gone.
     pub async fn new_group(&self) -> GroupId {
-        let (tx, rx) = async_channel::bounded(1);
-        let _ = self.inner.tx.send(Input::Command(Command::NewGroup(self.inner.id, reply(tx)))).await;
-        rx.recv().await.expect("the driver is running")
+        ask(&self.inner.tx, |r| Command::NewGroup(self.inner.id, r)).await.expect("the driver is running")
     }
 
     /// Cancel a group ([`CancelReason::EpochCancel`](weir::CancelReason::EpochCancel)).
@@ -171,9 +178,7 @@ impl PeerHandle {
     /// shows for one player or job, without a handle per download. Empty
     /// once the downloader is gone.
     pub async fn downloads(&self) -> Vec<(RequestId, Snapshot)> {
-        let (tx, rx) = async_channel::bounded(1);
-        let _ = self.inner.tx.send(Input::Command(Command::Progress(self.inner.id, reply(tx)))).await;
-        rx.recv().await.unwrap_or_default()
+        ask(&self.inner.tx, |r| Command::Progress(self.inner.id, r)).await.unwrap_or_default()
     }
 
     /// This peer's bandwidth in bits per second, learnt while its
@@ -182,9 +187,7 @@ impl PeerHandle {
     /// its next bitrate by. `None` before the first window, or once the
     /// downloader is gone.
     pub async fn bandwidth(&self) -> Option<u64> {
-        let (tx, rx) = async_channel::bounded(1);
-        let _ = self.inner.tx.send(Input::Command(Command::Bandwidth(self.inner.id, reply(tx)))).await;
-        rx.recv().await.ok().flatten()
+        ask(&self.inner.tx, |r| Command::Bandwidth(self.inner.id, r)).await.flatten()
     }
 }
 

@@ -217,9 +217,7 @@ impl Downloader {
     /// # Panics
     /// When the driver is gone (shut down, or never polled and dropped).
     pub async fn peer(&self, priority: RequestPriority) -> PeerHandle {
-        let (tx, rx) = async_channel::bounded(1);
-        let _ = self.tx.send(Input::Command(Command::AddPeer(priority, handle::reply(tx)))).await;
-        let id = rx.recv().await.expect("the driver is running");
+        let id = handle::ask(&self.tx, |r| Command::AddPeer(priority, r)).await.expect("the driver is running");
         PeerHandle::new(id, self.tx.clone())
     }
 
