@@ -420,11 +420,7 @@ impl Transport for HyperTransport {
             let request = builder.body(Empty::<Bytes>::new()).map_err(|e| NetError::InvalidUrl(e.to_string()))?;
             let resp = client.request(request).await.map_err(|e| net_error(&e))?;
             let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                .collect();
+            let headers = weir_http::response_headers(resp.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
             Ok(HttpResponse { status, headers, body: Box::pin(HyperBody(resp.into_body())) })
         })
     }

@@ -17,6 +17,14 @@ const RESERVED: [&str; 7] = ["range", "if-range", "host", "content-length", "tra
 /// another origin (scheme, host and port).
 const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
+/// A response's headers as weir reads them (name, value), in the order
+/// the server sent them; a value that is not UTF-8 is read lossily (it
+/// can still be shown and compared, and no header weir acts on needs
+/// other bytes). Both adapters turn their client's header map into this.
+pub fn response_headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), String::from_utf8_lossy(v).into_owned())).collect()
+}
+
 /// Why a header was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderError(String);

@@ -85,11 +85,7 @@ fn transfer(agent: &Agent, t: &mut Transfer, shared: &Shared, buf: &mut [u8]) ->
     let req = req.config().max_redirects(0).http_status_as_error(false).build();
     let resp = req.call().map_err(map_error)?;
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers = weir_http::response_headers(resp.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
     if let Some(url) = t.on_head(status, headers)? {
         drain(resp.into_body().into_reader(), buf, DRAIN_LIMIT);
         return Ok(Some(url));
