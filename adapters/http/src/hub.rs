@@ -224,6 +224,13 @@ impl Settlement {
     }
 }
 
+/// The current attempt's accepted head, if its report carries it.
+fn responded(sched: &mut Traced, id: RequestId, head: Option<ResponseHead>, now: Instant) {
+    if let Some(h) = head {
+        sched.on_response(id, h.status, h.total, now);
+    }
+}
+
 /// The sans-IO driver. See the [module docs](self).
 pub struct Hub {
     sched: Traced,
@@ -345,7 +352,7 @@ impl Hub {
             Command::Subscribe(None, s) => self.root_subs.push(s),
             Command::Subscribe(Some(p), s) => self.peer_subs.entry(p).or_default().push(s),
             Command::Progress(p, reply) => reply(self.progress_of(p)),
-            Command::Bandwidth(p, reply) => reply(self.sched.peer_bandwidth(p)),
+            Command::Bandwidth(p, reply) => reply(self.peer_bandwidth(p)),
             Command::Shutdown => {
                 self.sched.shutdown(now);
                 self.shut = true;
@@ -430,31 +437,22 @@ impl Hub {
     /// and the sink is taken back.
     pub fn report(&mut self, report: Report, now: Instant) {
         match report {
-            Report::Bytes { id, attempt, n, head } => match self.downloads.get(&id).map(|d| d.is_current(attempt)) {
-                Some(true) => {
-                    self.responded(id, head, now);
+            Report::Bytes { id, attempt, n, head } => match self.downloads.get(&id) {
+                Some(d) if d.is_current(attempt) => {
+                    responded(&mut self.sched, id, head, now);
                     self.sched.on_bytes(id, n, now);
-                    if let Some(d) = self.downloads.get(&id) {
-                        d.progress.set_rate(self.sched.transfer_rate(id));
-                    }
+                    d.progress.set_rate(self.sched.transfer_rate(id));
                 }
-                Some(false) => self.sched.on_late_bytes(id, n, now),
+                Some(_) => self.sched.on_late_bytes(id, n, now),
                 None => {}
             },
             Report::Alive { id, attempt, head } => {
                 if self.downloads.get(&id).is_some_and(|d| d.is_current(attempt)) {
-                    self.responded(id, head, now);
+                    responded(&mut self.sched, id, head, now);
                     self.sched.on_progress(id, now);
                 }
             }
             Report::Done(finished) => self.finished(*finished, now),
-        }
-    }
-
-    /// The current attempt's accepted head, if the report carries it.
-    fn responded(&mut self, id: RequestId, head: Option<ResponseHead>, now: Instant) {
-        if let Some(h) = head {
-            self.sched.on_response(id, h.status, h.total, now);
         }
     }
 
@@ -473,7 +471,7 @@ impl Hub {
             let refetch = sink.take_discarded() && !std::mem::replace(&mut d.refetched, true);
             d.progress.set_rate(None);
             d.sink = Some(sink);
-            self.responded(id, head, now);
+            responded(&mut self.sched, id, head, now);
             self.sched.on_bytes(id, unreported, now);
             match result {
                 Ok(None) => self.sched.on_complete(id, now),
