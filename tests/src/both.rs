@@ -517,3 +517,68 @@ pub fn in_batches(adapter: Adapter, config: Config, batches: Vec<Vec<Request>>) 
     }
     done
 }
+
+/// Download each URL of `reqs` to its file, wait (at most 10 s) until every
+/// request's terminal event is out, then shut the downloader down at once
+/// and only then collect the outcomes: what a program that exits as soon
+/// as the events say "done" gets.
+///
+/// # Panics
+/// When the downloader cannot start, a download is refused or the events
+/// do not all arrive within 10 s.
+#[must_use]
+pub fn shut_down_after_completion(
+    adapter: Adapter,
+    config: Config,
+    reqs: Vec<(Request, std::path::PathBuf)>,
+) -> Vec<Result<Response, FetchError>> {
+    let ended = |ids: &[weir::RequestId], next: &mut dyn FnMut() -> Option<weir_http::Event>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut left: std::collections::BTreeSet<_> = ids.iter().copied().collect();
+        while !left.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "every download ends within 10 s");
+            match next() {
+                Some((_, e)) if e.is_terminal() => {
+                    left.remove(&e.request_id());
+                }
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    };
+    match adapter {
+        Adapter::Ureq => {
+            let dl = weir_ureq::Downloader::new(config);
+            let peer = dl.peer(RequestPriority::Low);
+            let events = peer.subscribe();
+            let items = reqs.into_iter().map(|(r, p)| (r, weir_http::Sink::File(p))).collect();
+            let downloads: Vec<_> = peer.fetch_all(items).into_iter().map(|d| d.expect("accepted")).collect();
+            let ids: Vec<_> = downloads.iter().map(weir_ureq::Download::id).collect();
+            ended(&ids, &mut || events.try_recv().ok());
+            dl.shutdown();
+            downloads.into_iter().map(weir_ureq::Download::wait).collect()
+        }
+        Adapter::Async => {
+            let (dl, driver) = weir_async::Downloader::new(config);
+            let driver_thread = std::thread::spawn(move || async_io::block_on(driver));
+            let downloads = futures_lite::future::block_on(async {
+                let peer = dl.peer(RequestPriority::Low).await;
+                let events = peer.subscribe();
+                let items = reqs.into_iter().map(|(r, p)| (r, weir_http::Sink::File(p))).collect();
+                let downloads: Vec<_> = peer.fetch_all(items).await.into_iter().map(|d| d.expect("accepted")).collect();
+                let ids: Vec<_> = downloads.iter().map(weir_async::Download::id).collect();
+                ended(&ids, &mut || events.try_recv().ok());
+                downloads
+            });
+            dl.shutdown();
+            let _ = driver_thread.join();
+            futures_lite::future::block_on(async {
+                let mut outcomes = Vec::new();
+                for d in downloads {
+                    outcomes.push(d.await);
+                }
+                outcomes
+            })
+        }
+    }
+}

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use weir::{Config, EnqueueError, PeerId, Request, RequestId, RequestPriority, Scheduler};
 use weir_http::attempt::{Ask, End};
-use weir_http::{Action, Command, Event, Fetch, Hub, HubOptions, Item, Outcome, Progress, Report, Sink, Transfer};
+use weir_http::{
+    Action, Command, Event, Fetch, Hub, HubOptions, Item, Outcome, Progress, Report, Settlement, Sink, Transfer,
+};
 
 /// Byte `offset` of the resource of `size` bytes.
 #[must_use]
@@ -95,6 +97,9 @@ pub struct Scene {
     pub workers: Vec<Worker>,
     /// Transfers handed out per request.
     pub spawned: BTreeMap<RequestId, u32>,
+    /// Settlements whose files must reach the disk first, held as an
+    /// adapter hands them to its sync thread; [`Scene::sync`] runs them.
+    pub syncing: Vec<Settlement>,
 }
 
 impl Scene {
@@ -110,7 +115,16 @@ impl Scene {
         });
         let now = Instant::now();
         hub.command(Command::Subscribe(None, sub), now);
-        Self { hub, now, log, settled: Arc::default(), ids: Vec::new(), workers: Vec::new(), spawned: BTreeMap::new() }
+        Self {
+            hub,
+            now,
+            log,
+            settled: Arc::default(),
+            ids: Vec::new(),
+            workers: Vec::new(),
+            spawned: BTreeMap::new(),
+            syncing: Vec::new(),
+        }
     }
 
     /// Take every transfer the hub has ready; run every settlement.
@@ -123,10 +137,22 @@ impl Scene {
                     self.workers.push(Worker { t: *t, body: None });
                     n += 1;
                 }
+                Action::Settle(x) if x.needs_sync() => self.syncing.push(*x),
                 Action::Settle(x) => x.run(),
             }
         }
         n
+    }
+
+    /// Put the held files on disk together, as an adapter's sync thread
+    /// does, then settle them; returns how many still needed their own
+    /// `fsync` when they settled.
+    pub fn sync(&mut self) -> usize {
+        let mut batch = std::mem::take(&mut self.syncing);
+        weir_http::sync_together(&mut batch);
+        let alone = batch.iter().filter(|x| x.needs_sync()).count();
+        batch.into_iter().for_each(Settlement::run);
+        alone
     }
 
     /// Feed a command at the current time, then poll.

@@ -556,3 +556,29 @@ fn a_response_check_refuses_a_response_before_its_bytes_land() {
         assert_eq!(got[1].body(), &content(6000, 6000)[..], "{adapter:?}");
     }
 }
+
+#[test]
+fn completed_files_are_in_place_when_the_downloader_shuts_down_right_after_their_events() {
+    let server = FaultServer::start();
+    let dir = std::env::temp_dir().join(format!("weir-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for adapter in ADAPTERS {
+        let dest = |k: u64| dir.join(format!("{adapter:?}-{k}"));
+        let reqs = (0..40).map(|k| (get(&server.url(&format!("/file/{}", 300_000 + k))), dest(k))).collect();
+        let config = Config { max_concurrent: 8, ..cfg() };
+        let outcomes = weir_tests::both::shut_down_after_completion(adapter, config, reqs);
+        for (k, o) in (0..).zip(&outcomes) {
+            let resp = o.as_ref().unwrap_or_else(|e| panic!("{adapter:?} file {k}: {e}"));
+            assert_eq!(resp.path.as_deref(), Some(dest(k).as_path()), "{adapter:?}");
+            assert_eq!(
+                std::fs::read(dest(k)).unwrap(),
+                content(300_000 + k as usize, 300_000 + k),
+                "{adapter:?} file {k}, byte-exact"
+            );
+        }
+    }
+    let left = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(left, 80, "only the final files, no temporary one");
+    let _ = std::fs::remove_dir_all(&dir);
+}

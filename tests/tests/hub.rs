@@ -198,3 +198,38 @@ fn the_event_streams_end_once_the_hub_is_finished() {
     assert!(rest.iter().any(|(_, e)| e.is_terminal()), "the end was published: {rest:?}");
     assert_eq!(rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Disconnected), "then the stream ends");
 }
+
+#[test]
+fn completed_files_wait_for_the_disk_in_their_settlement_together_not_in_their_transfer() {
+    let dir = std::env::temp_dir().join(format!("weir-hub-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut s = Scene::new(cfg(2));
+    let p = s.peer(RequestPriority::Low);
+    let dest = |k: usize| dir.join(format!("f{k}"));
+    let ks: Vec<usize> =
+        (0..3).map(|k| s.fetch(p, get(&format!("http://h.test/{}", 5000 + k)), Sink::File(dest(k)))).collect();
+    let resumable = s.fetch(p, get("http://h.test/7000"), Sink::Resumable(dir.join("r")));
+    let memory = s.fetch(p, get("http://h.test/100"), Sink::Memory);
+    s.finish_all();
+    assert_eq!(s.hub.transfers_out(), 0, "every transfer ended: none waited for the disk");
+    assert_eq!(s.syncing.len(), 4, "the three files and the partial file wait for the disk");
+    assert_eq!(s.outcomes(memory).len(), 1, "a memory download settles at once");
+    for &k in &ks {
+        assert!(s.outcomes(k).is_empty() && !dest(k).exists(), "not in place before it is on disk");
+        assert!(event_names(&s.events_for(s.id(k))).ends_with(&["Completed"]), "the event is out: every byte arrived");
+    }
+    let alone = s.sync();
+    if cfg!(target_os = "linux") {
+        assert_eq!(alone, 0, "one syncfs put every file on disk: none is synced alone");
+    }
+    for (k, size) in ks.iter().zip(5000..) {
+        assert_eq!(s.outcomes(*k).len(), 1, "settled once");
+        assert_eq!(std::fs::read(dest(*k)).unwrap(), resource(size), "in place, byte-exact");
+    }
+    assert!(s.outcomes(resumable)[0].is_ok());
+    assert_eq!(std::fs::read(dir.join("r")).unwrap(), resource(7000));
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 4, "no temporary or partial file left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,7 +17,7 @@ fn dropping_the_downloader_mid_transfer_cancels_and_joins_every_thread() {
     let server = FaultServer::start();
     let before = threads();
     let dl = Downloader::new(Config { max_concurrent: 4, ..Config::default() });
-    assert_eq!(threads(), before + 6, "a timer, four workers and a spare one");
+    assert_eq!(threads(), before + 7, "a timer, a sync thread, four workers and a spare one");
     let all = dl.subscribe();
     let peer = dl.peer(RequestPriority::Low);
     let stalled = peer.fetch(get(&server.url("/stall/100000/1000")), Sink::Memory).unwrap();

@@ -10,7 +10,7 @@ use async_executor::Executor;
 use futures_lite::{AsyncWriteExt, FutureExt, StreamExt};
 use weir::{NetError, Url};
 use weir_http::attempt::{End, DRAIN_LIMIT};
-use weir_http::{Action, Command, Hub, Input, Report, Transfer};
+use weir_http::{Action, Command, Hub, Input, Report, Settlement, Transfer};
 
 use crate::transport::{BodyStream, HttpRequest, Transport};
 
@@ -26,6 +26,8 @@ enum Wake {
 pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<Input>, transport: Arc<dyn Transport>) {
     let ex = Arc::new(Executor::new());
     let run = Arc::clone(&ex);
+    let (syncs, waiting) = async_channel::unbounded::<Settlement>();
+    let syncer = ex.spawn(sync_files(waiting));
     let driver = run.run(async {
         loop {
             let wake = match hub.poll_timeout() {
@@ -51,6 +53,10 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
             while let Some(action) = hub.poll() {
                 let t = match action {
                     Action::Spawn(t) => t,
+                    Action::Settle(x) if x.needs_sync() => {
+                        let _ = syncs.try_send(*x);
+                        continue;
+                    }
                     Action::Settle(x) => {
                         x.run();
                         continue;
@@ -73,11 +79,31 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
                 }
             }
             if hub.is_finished() {
+                syncs.close();
+                syncer.await;
                 return;
             }
         }
     });
     crate::transport::within(Arc::clone(&ex), driver).await;
+}
+
+/// The disk, off the executor: completed files reach it together
+/// ([`weir_http::sync_together`]) on a blocking thread, batch after batch
+/// (whatever completed while the last batch synced), then are renamed into
+/// place and their waiters woken. Ends once the channel is closed and empty.
+async fn sync_files(waiting: Receiver<Settlement>) {
+    while let Ok(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while let Ok(s) = waiting.try_recv() {
+            batch.push(s);
+        }
+        blocking::unblock(move || {
+            weir_http::sync_together(&mut batch);
+            batch.into_iter().for_each(Settlement::run);
+        })
+        .await;
+    }
 }
 
 /// One transfer task: run the exchange until it ends or is stopped, then

@@ -34,7 +34,10 @@
 //! sink while it runs and hands it back when it ends; aborting a transfer
 //! raises its [`weir_http::Stop`], which ends the task at its next await. [`Sink::AsyncWriter`] takes any `AsyncWrite`;
 //! `Sink::File` and `Sink::Writer` write with plain blocking calls on the
-//! driver's thread (page-cache writes are quick).
+//! driver's thread (page-cache writes are quick); putting completed files
+//! on disk (`fsync`, or one `syncfs` for every file completed meanwhile on
+//! Linux) and renaming them into place runs on `blocking`'s thread pool,
+//! never on the executor.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -100,10 +103,11 @@ pub struct Options {
     pub headers: Headers,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
-    /// Put every completed file on disk (`fsync`) before it takes its
-    /// final name (default `true`); `false` trusts the OS as curl and wget
-    /// do: faster on many small files, but a power loss may leave a short
-    /// file under its final name.
+    /// Put every completed file on disk before it takes its final name
+    /// (default `true`), off the transfers and for many files at once (see
+    /// [`weir_http::sync_together`]); `false` trusts the OS as curl and
+    /// wget do: faster on many small files, but a power loss may leave a
+    /// short file under its final name.
     pub durable: bool,
     /// Record every input of the scheduler to this trace (feature `trace`;
     /// replay it with `weir_http::trace::replay` or `weir replay`).

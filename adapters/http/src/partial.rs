@@ -247,8 +247,7 @@ impl Partial {
     }
 
     /// Put every byte written on disk (`fsync`), so that [`Partial::finish`]
-    /// only renames. Done by the transfer that completes the download,
-    /// off the driver.
+    /// only renames.
     ///
     /// # Errors
     /// [`NetError::Sink`] when the file cannot be synced.
@@ -257,6 +256,12 @@ impl Partial {
         self.file()?.sync_all().map_err(|e| err("cannot sync", &part, &e))?;
         self.synced = true;
         Ok(())
+    }
+
+    /// The open partial file, while its download runs.
+    #[must_use]
+    pub fn open_file(&self) -> Option<&File> {
+        self.file.as_ref()
     }
 
     /// Take the bytes as written without an `fsync`: [`Partial::finish`]

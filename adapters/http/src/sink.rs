@@ -403,24 +403,47 @@ impl SinkState {
         Ok(())
     }
 
-    /// Every byte is in: put them on disk (`fsync` a file, flush a writer),
-    /// so that [`SinkState::finish`] is quick. The transfer that completes
-    /// the download calls it, on its own thread, not the driver's.
+    /// Every byte is in: flush a caller's writer. The transfer that
+    /// completes the download calls it, on its own thread. A file is not
+    /// put on disk here: that waits for the download's settlement, where
+    /// the files of many downloads reach the disk together
+    /// ([`sync_together`](crate::hub::sync_together)), or each alone in
+    /// [`SinkState::finish`]; a worker never waits for the disk.
     ///
     /// # Errors
-    /// [`NetError::Sink`] when syncing or flushing fails.
+    /// [`NetError::Sink`] when flushing the writer fails.
     pub fn sync(&mut self) -> Result<(), NetError> {
         match &mut self.target {
-            Target::File { file: Some(f), .. } if self.durable => {
-                f.as_file().sync_all().map_err(|e| sink_err("cannot sync", f.path(), &e))?;
-            }
+            Target::File { .. } | Target::Resumable(_) if self.durable => return Ok(()),
             Target::Writer(w) => w.flush().map_err(|e| NetError::Sink(e.to_string()))?,
-            Target::Resumable(p) if self.durable => p.sync()?,
             Target::Resumable(p) => p.trust_the_os(),
             _ => {}
         }
         self.synced = true;
         Ok(())
+    }
+
+    /// The open file whose bytes must still reach the disk before it takes
+    /// its final name: a durable file or partial file not yet synced.
+    #[must_use]
+    pub fn unsynced_file(&self) -> Option<&std::fs::File> {
+        if self.synced || !self.durable {
+            return None;
+        }
+        match &self.target {
+            Target::File { file: Some(f), .. } => Some(f.as_file()),
+            Target::Resumable(p) => p.open_file(),
+            _ => None,
+        }
+    }
+
+    /// The file's bytes reached the disk by other means (a `syncfs` of its
+    /// file system): [`SinkState::finish`] only renames.
+    pub fn mark_synced(&mut self) {
+        if let Target::Resumable(p) = &mut self.target {
+            p.trust_the_os();
+        }
+        self.synced = true;
     }
 
     /// The download completed: flush and hand over the body.

@@ -44,13 +44,19 @@
 //!   scheduler's abort and the worker noticing it are in the sink (and so
 //!   never fetched twice) but may be missing from the scheduler's
 //!   `bytes_transferred`.
-//! * **Threads.** [`Downloader`] joins its timer and every worker when it
-//!   is dropped or shut down; nothing is left behind.
+//! * **Disk.** A completed file is put on disk (unless
+//!   [`Options::durable`] is off) before it takes its final name, on a
+//!   sync thread that does it for every file completed meanwhile at once
+//!   (one `syncfs` per file system on Linux): workers never wait for it.
+//! * **Threads.** [`Downloader`] joins its timer, its sync thread and
+//!   every worker when it is dropped or shut down (settling what the sync
+//!   thread holds first); nothing is left behind.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod handle;
 mod shared;
+mod syncer;
 mod watch;
 mod worker;
 
@@ -143,10 +149,11 @@ pub struct Options {
     pub record: Option<weir_http::trace::RecordTo>,
     /// Largest body a [`Sink::Memory`] accepts ([`weir::NetError::TooLarge`] beyond).
     pub memory_limit: u64,
-    /// Put every completed file on disk (`fsync`) before it takes its
-    /// final name (default `true`); `false` trusts the OS as curl and wget
-    /// do: faster on many small files, but a power loss may leave a short
-    /// file under its final name.
+    /// Put every completed file on disk before it takes its final name
+    /// (default `true`), off the transfers and for many files at once (see
+    /// [`weir_http::sync_together`]); `false` trusts the OS as curl and
+    /// wget do: faster on many small files, but a power loss may leave a
+    /// short file under its final name.
     pub durable: bool,
     /// Headers every download sends unless it sets its own (see
     /// [`PeerHandle::fetch_with`]); a `User-Agent` of [`weir_http::USER_AGENT`]
@@ -196,8 +203,8 @@ impl Default for Options {
     }
 }
 
-/// The blocking downloader: its workers and a timer thread around one
-/// [`weir_http::Hub`].
+/// The blocking downloader: its workers, a timer thread and a sync thread
+/// around one [`weir_http::Hub`].
 pub struct Downloader {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -259,12 +266,14 @@ impl Downloader {
         let shared = Arc::new(Shared::new(hub, job_tx));
         let job_rx = Arc::new(Mutex::new(job_rx));
         let pool = options.pool.unwrap_or_else(|| Pool::new(&options.agent));
-        let mut threads = Vec::with_capacity(workers + 1);
+        let mut threads = Vec::with_capacity(workers + 2);
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
-        for i in 0..=workers {
+        for i in 0..workers + 2 {
             let (jobs, on, agent) = (Arc::clone(&job_rx), Arc::clone(&shared), pool.0.clone());
             let spawned = if i == workers {
                 spawn("weir-timer".into(), Box::new(move || on.run_timer()))
+            } else if i == workers + 1 {
+                spawn("weir-sync".into(), Box::new(move || on.syncer.run()))
             } else {
                 spawn(format!("weir-worker-{i}"), Box::new(move || worker::run(&on, &jobs, &agent)))
             };
@@ -276,7 +285,7 @@ impl Downloader {
                     for t in threads {
                         let _ = t.join();
                     }
-                    return Err(StartError::Threads(format!("thread {i} of {}: {e}", workers + 1)));
+                    return Err(StartError::Threads(format!("thread {i} of {}: {e}", workers + 2)));
                 }
             }
         }

@@ -4,8 +4,8 @@
 //!
 //! Everything the hub does under the lock is quick; settling a download
 //! (renaming a file into place, waking whoever waits for it) runs after the
-//! lock is released, and the `fsync` of a completed file happened on its
-//! worker. The timer thread sleeps until the hub's next deadline; whoever makes an
+//! lock is released, and a completed file goes to the sync thread first
+//! ([`Syncer`]). The timer thread sleeps until the hub's next deadline; whoever makes an
 //! earlier deadline wakes it.
 
 use std::sync::mpsc::Sender;
@@ -13,6 +13,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use weir_http::{Action, Hub, Settlement, Transfer};
+
+use crate::syncer::Syncer;
 
 struct State {
     hub: Hub,
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     timer: Condvar,
     /// Shutdown waits on it for the last sink to come back.
     returned: Condvar,
+    /// Completed files reach the disk on their own thread.
+    pub(crate) syncer: Syncer,
 }
 
 impl std::fmt::Debug for Shared {
@@ -43,7 +47,7 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 impl Shared {
     pub(crate) fn new(hub: Hub, jobs: Sender<Box<Transfer>>) -> Self {
         let state = State { hub, timer_at: None, jobs: Some(jobs) };
-        Self { state: Mutex::new(state), timer: Condvar::new(), returned: Condvar::new() }
+        Self { state: Mutex::new(state), timer: Condvar::new(), returned: Condvar::new(), syncer: Syncer::default() }
     }
 
     /// Feed the hub with `f`, then act on what it decided: transfers go to
@@ -55,7 +59,7 @@ impl Shared {
         let mut settle = Vec::new();
         let mine = self.dispatch(&mut s, keep, &mut settle);
         drop(s);
-        settle.into_iter().for_each(Settlement::run);
+        self.settle(settle);
         (r, mine)
     }
 
@@ -94,6 +98,10 @@ impl Shared {
         mine
     }
 
+    fn settle(&self, settle: Vec<Settlement>) {
+        settle.into_iter().for_each(|s| self.syncer.settle(s));
+    }
+
     /// The timer thread: fire deadlines as they come, until the downloader stops.
     pub(crate) fn run_timer(&self) {
         let mut s = lock(&self.state);
@@ -104,7 +112,7 @@ impl Shared {
             self.dispatch(&mut s, false, &mut settle);
             if !settle.is_empty() {
                 drop(s);
-                settle.into_iter().for_each(Settlement::run);
+                self.settle(settle);
                 s = lock(&self.state);
                 continue;
             }
@@ -121,7 +129,8 @@ impl Shared {
     }
 
     /// Shut the hub down, wait for every transfer to hand its sink back,
-    /// then close the job queue (the workers end) and stop the timer.
+    /// then close the job queue (the workers end), stop the timer and let
+    /// the sync thread end once it has settled what it holds.
     pub(crate) fn stop(&self) {
         let mut s = lock(&self.state);
         if s.jobs.is_none() {
@@ -131,12 +140,14 @@ impl Shared {
         let mut settle = Vec::new();
         self.dispatch(&mut s, false, &mut settle);
         drop(s);
-        settle.into_iter().for_each(Settlement::run);
+        self.settle(settle);
         let mut s = lock(&self.state);
         while !s.hub.is_finished() {
             s = self.returned.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
         s.jobs = None;
         self.timer.notify_one();
+        drop(s);
+        self.syncer.close();
     }
 }

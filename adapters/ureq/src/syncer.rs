@@ -1,0 +1,74 @@
+//! The disk, off the workers: a completed file must be on disk before it
+//! takes its final name, and one thread puts the files of every download
+//! that completed meanwhile there together ([`weir_http::sync_together`]),
+//! then renames them and wakes their waiters. A worker hands its completed
+//! download over and starts its next transfer at once; the more complete
+//! while one batch syncs, the larger the next.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use weir_http::Settlement;
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Settlement>,
+    /// Closed once the downloader stopped: settle on the caller's thread.
+    closed: bool,
+    /// The sync thread sleeps on `ready` (a hand-over must wake it).
+    idle: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Syncer {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Syncer {
+    /// Settle `s`: at once, or on the sync thread when its file has still
+    /// to reach the disk.
+    pub(crate) fn settle(&self, s: Settlement) {
+        if !s.needs_sync() {
+            return s.run();
+        }
+        let mut q = lock(&self.queue);
+        if q.closed {
+            drop(q);
+            return s.run();
+        }
+        q.waiting.push(s);
+        if q.idle {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The sync thread: batch after batch until closed and empty.
+    pub(crate) fn run(&self) {
+        loop {
+            let mut batch = {
+                let mut q = lock(&self.queue);
+                while q.waiting.is_empty() && !q.closed {
+                    q.idle = true;
+                    q = self.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+                    q.idle = false;
+                }
+                if q.waiting.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut q.waiting)
+            };
+            weir_http::sync_together(&mut batch);
+            batch.into_iter().for_each(Settlement::run);
+        }
+    }
+
+    /// No more hand-overs: the sync thread ends once what it holds is settled.
+    pub(crate) fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.ready.notify_all();
+    }
+}
