@@ -202,6 +202,61 @@ struct Job {
     download: Download,
 }
 
+/// What the downloads ended with, as they end.
+struct Tally {
+    total: usize,
+    done: usize,
+    /// Sizes of the files saved.
+    saved_bytes: u64,
+    failures: Vec<(String, String)>,
+    /// No "saved" lines.
+    quiet: bool,
+}
+
+impl Tally {
+    fn settle(
+        &mut self,
+        url: String,
+        dest: &std::path::Path,
+        outcome: weir_ureq::Outcome,
+        interrupted: bool,
+        bars: &Bars,
+    ) {
+        match outcome {
+            Ok(resp) => {
+                self.done += 1;
+                // The file's size: a resumed download counts what it held too.
+                self.saved_bytes += resp.bytes;
+                if !self.quiet {
+                    bars.println(&format!("saved {} ({} bytes)", escape(&dest.display().to_string()), resp.bytes));
+                }
+            }
+            Err(e) => {
+                let why = match e {
+                    FetchError::Cancelled(_) if interrupted => "interrupted".to_owned(),
+                    FetchError::Failed(e) => e.to_string(),
+                    e => e.to_string(),
+                };
+                self.failures.push((url, why));
+            }
+        }
+    }
+
+    /// The totals line, with `running` bytes of downloads not yet ended.
+    fn status(&self, running: u64, started: std::time::Instant) -> String {
+        let all = self.saved_bytes + running;
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "{}/{} done, {} failed, {} at {}/s",
+            self.done,
+            self.total,
+            self.failures.len(),
+            human(all),
+            human((all as f64 / secs) as u64)
+        )
+    }
+}
+
 /// Run `weir get`; returns the exit code.
 pub fn get(opts: GetOptions) -> i32 {
     // From the arguments, then the list's lines.
@@ -319,23 +374,9 @@ pub fn get(opts: GetOptions) -> i32 {
         Prio::Low => RequestPriority::Low,
     };
     let peer = dl.peer(priority);
-    let events = dl.subscribe();
-    // Ended requests, in the order they end, for the main loop below.
-    let (ended_tx, ended) = std::sync::mpsc::channel();
-    let printer = {
-        let (bars, json) = (bars.clone(), opts.events);
-        std::thread::spawn(move || {
-            for (_, e) in events {
-                if json {
-                    say(format_args!("{}", event_json("get", &e)));
-                }
-                bars.event(&e);
-                if e.is_terminal() {
-                    let _ = ended_tx.send(e.request_id());
-                }
-            }
-        })
-    };
+    // Events are read only when something shows them (the bars, --events):
+    // otherwise every download is simply waited for, in the list's order.
+    let events = (bars.visible() || opts.events).then(|| peer.subscribe());
 
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut jobs = Vec::new();
@@ -387,63 +428,62 @@ pub fn get(opts: GetOptions) -> i32 {
         }
         match peer.fetch_with(req, Sink::Resumable(dest.clone()), fetch) {
             Ok(download) => {
-                bars.track(download.id(), name, download.progress_handle());
+                if bars.visible() {
+                    bars.track(download.id(), name, download.progress_handle());
+                }
                 jobs.push(Job { url: u, dest, download });
             }
             Err(e) => failures.push((u, e.to_string())),
         }
     }
-    let total = jobs.len();
-    let (mut done, mut saved_bytes) = (0usize, 0u64);
-    let started = std::time::Instant::now();
-    let mut last_status = started;
-    let mut pending: std::collections::HashMap<weir::RequestId, Job> =
-        jobs.into_iter().map(|j| (j.download.id(), j)).collect();
-    while !pending.is_empty() {
-        let finished = match ended.recv_timeout(Duration::from_millis(100)) {
-            Ok(id) => pending.remove(&id),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        if let Some(job) = finished {
-            match job.download.wait() {
-                Ok(_) => {
-                    done += 1;
-                    let size = fs::metadata(&job.dest).map(|m| m.len()).unwrap_or(0);
-                    saved_bytes += size;
-                    if !opts.quiet && !opts.events {
-                        bars.println(&format!("saved {} ({size} bytes)", escape(&job.dest.display().to_string())));
-                    }
-                }
-                Err(e) => {
-                    let why = match e {
-                        FetchError::Cancelled(_) if interrupted.load(Ordering::SeqCst) => "interrupted".to_owned(),
-                        FetchError::Failed(e) => e.to_string(),
-                        e => e.to_string(),
-                    };
-                    failures.push((job.url, why));
-                }
+    let mut tally = Tally { total: jobs.len(), done: 0, saved_bytes: 0, failures, quiet: opts.quiet || opts.events };
+    let interrupted_now = || interrupted.load(Ordering::SeqCst);
+    match events {
+        None => {
+            for job in jobs {
+                let outcome = job.download.wait();
+                tally.settle(job.url, &job.dest, outcome, interrupted_now(), &bars);
             }
         }
-        // The totals line, at most every 100 ms (it reads every pending download).
-        if last_status.elapsed() < Duration::from_millis(100) {
-            continue;
+        Some(events) => {
+            let started = std::time::Instant::now();
+            let mut last_status = started;
+            let mut pending: std::collections::HashMap<weir::RequestId, Job> =
+                jobs.into_iter().map(|j| (j.download.id(), j)).collect();
+            while !pending.is_empty() {
+                match events.recv_timeout(Duration::from_millis(100)) {
+                    Ok((_, e)) => {
+                        if opts.events {
+                            say(format_args!("{}", event_json("get", &e)));
+                        }
+                        bars.event(&e);
+                        if let Some(job) = e.is_terminal().then(|| pending.remove(&e.request_id())).flatten() {
+                            let outcome = job.download.wait();
+                            tally.settle(job.url, &job.dest, outcome, interrupted_now(), &bars);
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                // The totals line, at most every 100 ms (it reads every pending download).
+                if !bars.visible() || last_status.elapsed() < Duration::from_millis(100) {
+                    continue;
+                }
+                last_status = std::time::Instant::now();
+                bars.status(tally.status(pending.values().map(|j| j.download.progress().bytes).sum(), started));
+            }
+            // Only when the event stream ended early (the downloader stopped).
+            for job in pending.into_values() {
+                let outcome = job.download.wait();
+                tally.settle(job.url, &job.dest, outcome, interrupted_now(), &bars);
+            }
         }
-        last_status = std::time::Instant::now();
-        let running: u64 = pending.values().map(|j| j.download.progress().bytes).sum();
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        bars.status(format!(
-            "{done}/{total} done, {} failed, {} at {}/s",
-            failures.len(),
-            human(saved_bytes + running),
-            human(((saved_bytes + running) as f64 / secs) as u64)
-        ));
     }
+    let failures = tally.failures;
     bars.finish();
     drop(peer);
     dl.shutdown();
     drop(dl);
-    let _ = printer.join();
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("weir: interrupted; partial files are kept as *.part and resume on the next run");
         return 130;

@@ -246,6 +246,11 @@ impl Bars {
         bars
     }
 
+    /// Whether the bars are drawn (to a terminal).
+    pub fn visible(&self) -> bool {
+        !self.multi.is_hidden()
+    }
+
     /// Show `id` as `label` while it runs, reading `progress`.
     pub fn track(&self, id: RequestId, label: String, progress: Arc<Progress>) {
         self.state.lock().expect("bars").tracked.insert(id, (label, progress));
