@@ -49,31 +49,26 @@ fn err(what: &str, path: &Path, e: &io::Error) -> NetError {
 
 /// Open `path` for appending without following a symlink: it must be a
 /// regular file (created exclusively when missing), and the opened handle
-/// must be the file the path names.
-fn open_regular(path: &Path) -> Result<File, NetError> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create_new(true)
-                .open(path)
-                .map_err(|e| err("cannot create", path, &e))?;
-            return lock(file, path);
-        }
-        Err(e) => return Err(err("cannot inspect", path, &e)),
-        Ok(m) if !m.file_type().is_file() => {
-            return Err(NetError::Sink(format!("{} is not a regular file (a symlink?); refusing it", path.display())));
-        }
-        Ok(_) => {}
+/// must be the file the path names. `true` with a file this call created
+/// (so empty).
+fn open_regular(path: &Path) -> Result<(File, bool), NetError> {
+    // Exclusive creation never follows a symlink, not even a dangling one:
+    // the common case (nothing there yet) costs one call.
+    match OpenOptions::new().read(true).append(true).create_new(true).open(path) {
+        Ok(file) => return lock(file, path).map(|f| (f, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err("cannot create", path, &e)),
     }
     let before = fs::symlink_metadata(path).map_err(|e| err("cannot inspect", path, &e))?;
+    if !before.file_type().is_file() {
+        return Err(NetError::Sink(format!("{} is not a regular file (a symlink?); refusing it", path.display())));
+    }
     let file = OpenOptions::new().read(true).append(true).open(path).map_err(|e| err("cannot open", path, &e))?;
     let opened = file.metadata().map_err(|e| err("cannot inspect", path, &e))?;
     if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) || !opened.file_type().is_file() {
         return Err(NetError::Sink(format!("{} changed while it was opened; refusing it", path.display())));
     }
-    lock(file, path)
+    lock(file, path).map(|f| (f, false))
 }
 
 /// Take the partial file's exclusive advisory lock, or say who holds it.
@@ -169,7 +164,14 @@ impl Partial {
     pub fn held(&mut self) -> Result<Held, NetError> {
         if self.version.is_none() {
             let part = self.part.clone();
-            self.len = self.file()?.metadata().map_err(|e| err("cannot inspect", &part, &e))?.len();
+            let mut created = false;
+            if self.file.is_none() {
+                let (f, new) = open_regular(&part)?;
+                (self.file, created) = (Some(f), new);
+            }
+            // A file just created is empty: no need to ask.
+            self.len =
+                if created { 0 } else { self.file()?.metadata().map_err(|e| err("cannot inspect", &part, &e))?.len() };
             let v = if self.len > 0 { read_meta(&self.meta) } else { Version::default() };
             self.meta_written = v != Version::default();
             self.version = Some(v);
@@ -229,7 +231,7 @@ impl Partial {
 
     fn file(&mut self) -> Result<&mut File, NetError> {
         if self.file.is_none() {
-            self.file = Some(open_regular(&self.part)?);
+            self.file = Some(open_regular(&self.part)?.0);
         }
         self.file.as_mut().ok_or_else(|| NetError::Sink(format!("cannot open {}", self.part.display())))
     }
@@ -320,7 +322,11 @@ impl Partial {
         }
         self.file = None;
         fs::rename(&self.part, &self.dest).map_err(|e| err("cannot rename into", &self.dest, &e))?;
-        let _ = fs::remove_file(&self.meta);
+        // A look (no lock on the directory) spares the unlink of a
+        // metadata file that, for a fresh download, is not there.
+        if self.meta_written || fs::symlink_metadata(&self.meta).is_ok() {
+            let _ = fs::remove_file(&self.meta);
+        }
         Ok(self.dest)
     }
 }
