@@ -15,7 +15,14 @@
 # Usage: benches/peers.sh [ROUNDS]          (default 5)
 #   WORKLOADS="2000x65536 5000x4096 8x67108864"  count x bytes, space-separated
 #   CONCURRENCY=8
-#   WEIR_ARGS="--no-fsync"    extra flags for weir (e.g. to compare without its fsync per file)
+#   WEIR_ARGS="--no-fsync"    extra flags for weir (e.g. to compare without putting files on disk)
+#   OUT_DIR=/mnt/bench        where the downloads go (default: beside the served files, under /tmp)
+#
+# Every run starts on a clean page cache state: `sync` (untimed) first, so
+# one tool's write-back is never charged to the next. For stable numbers
+# give OUT_DIR a file system of its own (a fresh ext4 on a loop device, say):
+# on this project's CI VM the root file system (mounted with `discard`, 64 %
+# full) made every tool 2-4x slower run after run as freed blocks piled up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,8 +96,9 @@ for wl in $workloads; do
         n=${#tools[@]}
         for k in $(seq 0 $((n - 1))); do
             tool=${tools[$(((k + r) % n))]}
-            out="$work/out-$tool"
+            out="${OUT_DIR:-$work}/weir-peers-out-$tool"
             rm -rf "$out" "$out.curlrc"; mkdir -p "$out"
+            sync
             /usr/bin/time -f "%e %U %S" -o "$work/time" bash -c "$(declare -f run); weir=$weir conc=$conc weir_args='${WEIR_ARGS:-}'; run $tool $work/list $out" 2>"$work/err" \
                 || { echo "peers.sh: $tool failed on $wl:"; cat "$work/err" "$work/time"; exit 1; }
             (cd "$out" && sha256sum f* | sort -k2) >"$work/got.sha"
@@ -109,3 +117,4 @@ for wl in $workloads; do
     done
     unset wall cpu
 done
+[ -z "${OUT_DIR:-}" ] || rm -rf "$OUT_DIR"/weir-peers-out-*

@@ -84,10 +84,11 @@ pub struct GetOptions {
     /// Connect directly, whatever the environment says.
     #[arg(long)]
     pub no_proxy: bool,
-    /// Rename each completed file into place without an fsync first, as
-    /// curl and wget do: faster on many small files, but after a power
-    /// loss a file may be short under its final name. By default every
-    /// byte is on disk before "saved".
+    /// Rename each completed file into place without waiting for the
+    /// disk, as curl and wget do: faster (most of all on large files), but
+    /// after a power loss a file may be short under its final name. By
+    /// default every byte is on disk before "saved" (the files completed
+    /// meanwhile are synced together while the next downloads run).
     #[arg(long)]
     pub no_fsync: bool,
     /// Print the event stream as JSON lines.
