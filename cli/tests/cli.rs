@@ -532,3 +532,26 @@ fn get_goes_through_the_proxy_it_is_told_or_the_environment_names() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--proxy"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_list_far_longer_than_the_open_file_limit_is_fetched_whole() {
+    let server = FaultServer::start();
+    let dir = tempdir("fds");
+    let list = dir.join("urls.txt");
+    let urls: Vec<String> = (1..=1000).map(|k| server.url(&format!("/named/{}/f{k}", 100 + k))).collect();
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let out_dir = dir.join("out");
+    // 200 open files at most: a run that opened a file per URL up front,
+    // or kept every completed file open until a late sync, would fail.
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -n 200 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_weir")])
+        .args(["get", "-q", "--max-concurrent", "16", "-i", list.to_str().unwrap(), "-o", out_dir.to_str().unwrap()])
+        .output()
+        .expect("run weir under sh");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for k in [1usize, 500, 1000] {
+        assert_eq!(std::fs::read(out_dir.join(format!("f{k}"))).unwrap(), content(100 + k, 100 + k as u64));
+    }
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1000, "every file, and nothing else");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -26,7 +26,9 @@ enum Wake {
 pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<Input>, transport: Arc<dyn Transport>) {
     let ex = Arc::new(Executor::new());
     let run = Arc::clone(&ex);
-    let (syncs, waiting) = async_channel::unbounded::<Settlement>();
+    // Bounded: each waiting settlement holds its file open; a full queue
+    // holds the driver back until the sync task takes the next batch.
+    let (syncs, waiting) = async_channel::bounded::<Settlement>(MOST_WAITING);
     let syncer = ex.spawn(sync_files(waiting));
     let driver = run.run(async {
         loop {
@@ -54,7 +56,7 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
                 let t = match action {
                     Action::Spawn(t) => t,
                     Action::Settle(x) if x.needs_sync() => {
-                        let _ = syncs.try_send(*x);
+                        let _ = syncs.send(*x).await;
                         continue;
                     }
                     Action::Settle(x) => {
@@ -87,6 +89,10 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
     });
     crate::transport::within(Arc::clone(&ex), driver).await;
 }
+
+/// Most completed files waiting for [`sync_files`] (each is open until
+/// it is renamed).
+const MOST_WAITING: usize = 64;
 
 /// The disk, off the executor: completed files reach it together
 /// ([`weir_http::sync_together`]) on a blocking thread, batch after batch

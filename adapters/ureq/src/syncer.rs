@@ -3,11 +3,18 @@
 //! that completed meanwhile there together ([`weir_http::sync_together`]),
 //! then renames them and wakes their waiters. A worker hands its completed
 //! download over and starts its next transfer at once; the more complete
-//! while one batch syncs, the larger the next.
+//! while one batch syncs, the larger the next (up to [`MOST_WAITING`]).
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use weir_http::Settlement;
+
+/// Most completed files waiting for the sync thread. Each holds its file
+/// open (and a partial file locked) until it is renamed, so beyond this a
+/// worker puts its own file on disk (`fsync`) and renames it: open files
+/// stay bounded however fast downloads complete and however slow the
+/// disk is.
+pub(crate) const MOST_WAITING: usize = 64;
 
 #[derive(Default)]
 struct Queue {
@@ -36,7 +43,7 @@ impl Syncer {
             return s.run();
         }
         let mut q = lock(&self.queue);
-        if q.closed {
+        if q.closed || q.waiting.len() >= MOST_WAITING {
             drop(q);
             return s.run();
         }
