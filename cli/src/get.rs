@@ -127,9 +127,10 @@ fn parse_timeout(s: &str) -> Result<IdleTimeout, String> {
 #[derive(Clone, Copy, Debug)]
 pub struct IdleTimeout(Option<Duration>);
 
-/// Longest file name, in bytes, leaving room for the `.part` suffix within
-/// the 255 bytes most file systems allow.
-const NAME_MAX: usize = 250;
+/// Longest file name, in bytes, leaving room for the `.part.meta` suffix
+/// (the partial file's version, which a later run resumes by) within the
+/// 255 bytes most file systems allow.
+const NAME_MAX: usize = 245;
 
 /// Characters that may not appear in a name: path separators, `:`, every
 /// C0/C1 control, and the bidi controls that make a name display as

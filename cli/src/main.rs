@@ -34,7 +34,7 @@ enum Cmd {
     /// Download URLs into a directory, resuming partial files of earlier runs.
     ///
     /// Each URL is saved as DIR/NAME, NAME from the URL's last path segment
-    /// (percent-decoded, made safe, at most 250 bytes, unique within the run).
+    /// (percent-decoded, made safe, at most 245 bytes, unique within the run).
     /// While it downloads, its bytes go to NAME.part and the version they
     /// belong to (ETag or Last-Modified, and length) to NAME.part.meta; a later
     /// run resumes them with If-Range and starts over when the file changed on

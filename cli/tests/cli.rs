@@ -555,3 +555,20 @@ fn a_list_far_longer_than_the_open_file_limit_is_fetched_whole() {
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1000, "every file, and nothing else");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn names_are_cut_by_bytes_and_keep_no_control_or_bidi_character() {
+    let server = FaultServer::start();
+    let dir = tempdir("names");
+    // 200 three-byte characters (600 bytes) and a right-to-left override.
+    let long = server.url(&format!("/named/50/{}", "%E2%82%AC".repeat(200)));
+    let bidi = server.url("/named/60/evil%E2%80%AEgnp.exe");
+    let out = get_in(&dir, &["-q"], &[long, bidi]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // 243 bytes: `NAME.part.meta` (10 bytes more) still fits in 255.
+    let cut = "\u{20AC}".repeat(81);
+    assert_eq!(std::fs::read(dir.join(&cut)).unwrap(), content(50, 50));
+    assert_eq!(std::fs::read(dir.join("evil_gnp.exe")).unwrap(), content(60, 60));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "those two files only");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
