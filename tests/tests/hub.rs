@@ -233,3 +233,20 @@ fn completed_files_wait_for_the_disk_in_their_settlement_together_not_in_their_t
     assert_eq!(left.len(), 4, "no temporary or partial file left: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_file_whose_name_has_the_most_bytes_allowed_still_gets_a_temporary_file() {
+    let dir = std::env::temp_dir().join(format!("weir-hub-long-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("\u{e9}".repeat(127)); // 254 bytes
+    let mut s = Scene::new(cfg(1));
+    let p = s.peer(RequestPriority::Low);
+    let k = s.fetch(p, get("http://h.test/3000"), Sink::File(dest.clone()));
+    s.finish_all();
+    s.sync();
+    let outcome = s.outcomes(k).pop().expect("settled");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(std::fs::read(&dest).unwrap(), resource(3000));
+    let _ = std::fs::remove_dir_all(&dir);
+}

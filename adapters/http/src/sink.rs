@@ -86,6 +86,9 @@ fn sink_err(what: &str, path: &Path, e: &io::Error) -> NetError {
     NetError::Sink(format!("{what} {}: {e}", path.display()))
 }
 
+/// Most bytes of the final name a temporary file's name repeats.
+const TEMP_NAME_MAX: usize = 200;
+
 /// A new temporary file in `dest`'s directory: created exclusively
 /// (`O_EXCL`, so never through a planted symlink) under a random name.
 fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile, NetError> {
@@ -93,7 +96,14 @@ fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile, NetError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = dest.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    let mut name = dest.file_name().map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    // The temporary name adds 18 bytes to the final one: keep it within
+    // the 255 a file name may have, cut on a character boundary.
+    let mut end = name.len().min(TEMP_NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".weir.part")
