@@ -143,6 +143,12 @@ fn get_never_splices_a_file_that_changed_between_runs() {
     let out = get_in(&dir, &[], &[url]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(std::fs::read(dir.join("20000")).unwrap() == content(60_000, 2), "exactly version 2");
+    // Within one run: the retry meets version 2 and starts over instead of failing.
+    let once = tempdir("changed-once");
+    let out = get_in(&once, &[], &[server.url("/etag/60000/30000")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read(once.join("30000")).unwrap() == content(60_000, 2), "exactly version 2");
+    std::fs::remove_dir_all(&once).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
