@@ -97,8 +97,8 @@ pub struct Scene {
     pub workers: Vec<Worker>,
     /// Transfers handed out per request.
     pub spawned: BTreeMap<RequestId, u32>,
-    /// Settlements whose files must reach the disk first, held as an
-    /// adapter hands them to its sync thread; [`Scene::sync`] runs them.
+    /// Settlements that put a completed file in place, held as an adapter
+    /// hands them to its sync thread; [`Scene::sync`] runs them.
     pub syncing: Vec<Settlement>,
 }
 
@@ -137,7 +137,7 @@ impl Scene {
                     self.workers.push(Worker { t: *t, body: None });
                     n += 1;
                 }
-                Action::Settle(x) if x.needs_sync() => self.syncing.push(*x),
+                Action::Settle(x) if x.places_file() => self.syncing.push(*x),
                 Action::Settle(x) => x.run(),
             }
         }

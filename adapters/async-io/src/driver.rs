@@ -55,7 +55,7 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
             while let Some(action) = hub.poll() {
                 let t = match action {
                     Action::Spawn(t) => t,
-                    Action::Settle(x) if x.needs_sync() => {
+                    Action::Settle(x) if x.places_file() => {
                         let _ = syncs.send(*x).await;
                         continue;
                     }
@@ -97,7 +97,8 @@ const MOST_WAITING: usize = 64;
 /// The disk, off the executor: completed files reach it together
 /// ([`weir_http::sync_together`]) on a blocking thread, batch after batch
 /// (whatever completed while the last batch synced), then are renamed into
-/// place and their waiters woken. Ends once the channel is closed and empty.
+/// place (files not to be synced too) and their waiters woken. Ends once
+/// the channel is closed and empty.
 async fn sync_files(waiting: Receiver<Settlement>) {
     while let Ok(first) = waiting.recv().await {
         let mut batch = vec![first];

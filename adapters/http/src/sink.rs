@@ -447,6 +447,12 @@ impl SinkState {
         }
     }
 
+    /// Whether the bytes are in a file that finishing renames into place.
+    #[must_use]
+    pub fn is_file(&self) -> bool {
+        matches!(self.target, Target::File { file: Some(_), .. } | Target::Resumable(_))
+    }
+
     /// The file's bytes reached the disk by other means (a `syncfs` of its
     /// file system): [`SinkState::finish`] only renames.
     pub fn mark_synced(&mut self) {

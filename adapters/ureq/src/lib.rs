@@ -47,7 +47,8 @@
 //! * **Disk.** A completed file is put on disk (unless
 //!   [`Options::durable`] is off) before it takes its final name, on a
 //!   sync thread that does it for every file completed meanwhile at once
-//!   (one `syncfs` per file system on Linux): workers never wait for it.
+//!   (one `syncfs` per file system on Linux) and then renames them:
+//!   workers never wait for the disk nor contend for a directory's lock.
 //! * **Threads.** [`Downloader`] joins its timer, its sync thread and
 //!   every worker when it is dropped or shut down (settling what the sync
 //!   thread holds first); nothing is left behind.

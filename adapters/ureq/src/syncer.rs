@@ -1,9 +1,11 @@
-//! The disk, off the workers: a completed file must be on disk before it
-//! takes its final name, and one thread puts the files of every download
-//! that completed meanwhile there together ([`weir_http::sync_together`]),
-//! then renames them and wakes their waiters. A worker hands its completed
-//! download over and starts its next transfer at once; the more complete
-//! while one batch syncs, the larger the next (up to [`MOST_WAITING`]).
+//! The disk, off the workers: one thread puts every completed file in
+//! place. A file must be on disk before it takes its final name; the
+//! thread does that for every download that completed meanwhile at once
+//! ([`weir_http::sync_together`]), then renames them (one thread renaming
+//! in a directory, not every worker contending for its lock) and wakes
+//! their waiters. A worker hands its completed download over and starts
+//! its next transfer at once; the more complete while one batch syncs, the
+//! larger the next (up to [`MOST_WAITING`]).
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -36,10 +38,9 @@ fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl Syncer {
-    /// Settle `s`: at once, or on the sync thread when its file has still
-    /// to reach the disk.
+    /// Settle `s`: at once, or on the sync thread when it puts a file in place.
     pub(crate) fn settle(&self, s: Settlement) {
-        if !s.needs_sync() {
+        if !s.places_file() {
             return s.run();
         }
         let mut q = lock(&self.queue);
