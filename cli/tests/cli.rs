@@ -547,10 +547,11 @@ fn a_list_far_longer_than_the_open_file_limit_is_fetched_whole() {
     let urls: Vec<String> = (1..=1000).map(|k| server.url(&format!("/named/{}/f{k}", 100 + k))).collect();
     std::fs::write(&list, urls.join("\n")).unwrap();
     let out_dir = dir.join("out");
-    // 200 open files at most: a run that opened a file per URL up front,
-    // or kept every completed file open until a late sync, would fail.
+    // 600 open files at most: a run that opened a file per URL up front,
+    // or kept every completed file open until a late sync (more than twice
+    // weir_http::MOST_FILES_WAITING), would fail.
     let out = Command::new("sh")
-        .args(["-c", "ulimit -n 200 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_weir")])
+        .args(["-c", "ulimit -n 600 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_weir")])
         .args(["get", "-q", "--max-concurrent", "16", "-i", list.to_str().unwrap(), "-o", out_dir.to_str().unwrap()])
         .output()
         .expect("run weir under sh");

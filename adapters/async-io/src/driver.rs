@@ -28,7 +28,7 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
     let run = Arc::clone(&ex);
     // Bounded: each waiting settlement holds its file open; a full queue
     // holds the driver back until the sync task takes the next batch.
-    let (syncs, waiting) = async_channel::bounded::<Settlement>(MOST_WAITING);
+    let (syncs, waiting) = async_channel::bounded::<Settlement>(weir_http::MOST_FILES_WAITING);
     let syncer = ex.spawn(sync_files(waiting));
     let driver = run.run(async {
         loop {
@@ -89,10 +89,6 @@ pub(crate) async fn run(mut hub: Hub, rx: Receiver<Input>, reports: WeakSender<I
     });
     crate::transport::within(Arc::clone(&ex), driver).await;
 }
-
-/// Most completed files waiting for [`sync_files`] (each is open until
-/// it is renamed).
-const MOST_WAITING: usize = 64;
 
 /// The disk, off the executor: completed files reach it together
 /// ([`weir_http::sync_together`]) on a blocking thread, batch after batch

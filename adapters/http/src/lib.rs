@@ -50,7 +50,9 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 pub use attempt::{Attempt, End, Held, Verdict, Version};
 pub use fetch::{Check, Fetch, Head};
 pub use headers::{response_headers, HeaderError, Headers, USER_AGENT};
-pub use hub::{sync_together, Action, Command, Hub, HubOptions, Input, Item, Reply, Settlement, Subscriber};
+pub use hub::{
+    sync_together, Action, Command, Hub, HubOptions, Input, Item, Reply, Settlement, Subscriber, MOST_FILES_WAITING,
+};
 pub use integrity::{Expect, Verifier};
 pub use outcome::{Event, FetchError, Outcome, Response};
 pub use parse::{content_range, range_header, retry_after, ContentRange};

@@ -5,18 +5,11 @@
 //! in a directory, not every worker contending for its lock) and wakes
 //! their waiters. A worker hands its completed download over and starts
 //! its next transfer at once; the more complete while one batch syncs, the
-//! larger the next (up to [`MOST_WAITING`]).
+//! larger the next (up to [`MOST_FILES_WAITING`], past which a worker waits for room).
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use weir_http::Settlement;
-
-/// Most completed files waiting for the sync thread. Each holds its file
-/// open (and a partial file locked) until it is renamed, so beyond this a
-/// worker puts its own file on disk (`fsync`) and renames it: open files
-/// stay bounded however fast downloads complete and however slow the
-/// disk is.
-pub(crate) const MOST_WAITING: usize = 64;
+use weir_http::{Settlement, MOST_FILES_WAITING};
 
 #[derive(Default)]
 struct Queue {
@@ -30,7 +23,10 @@ struct Queue {
 #[derive(Default)]
 pub(crate) struct Syncer {
     queue: Mutex<Queue>,
+    /// The sync thread waits on it for work.
     ready: Condvar,
+    /// Workers wait on it for room in a full queue.
+    room: Condvar,
 }
 
 fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
@@ -44,7 +40,11 @@ impl Syncer {
             return s.run();
         }
         let mut q = lock(&self.queue);
-        if q.closed || q.waiting.len() >= MOST_WAITING {
+        // A full queue: wait for the sync thread to take it (one batch).
+        while q.waiting.len() >= MOST_FILES_WAITING && !q.closed {
+            q = self.room.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+        if q.closed {
             drop(q);
             return s.run();
         }
@@ -67,7 +67,9 @@ impl Syncer {
                 if q.waiting.is_empty() {
                     return;
                 }
-                std::mem::take(&mut q.waiting)
+                let batch = std::mem::take(&mut q.waiting);
+                self.room.notify_all();
+                batch
             };
             weir_http::sync_together(&mut batch);
             batch.into_iter().for_each(Settlement::run);
@@ -78,5 +80,6 @@ impl Syncer {
     pub(crate) fn close(&self) {
         lock(&self.queue).closed = true;
         self.ready.notify_all();
+        self.room.notify_all();
     }
 }
