@@ -5,7 +5,8 @@
 //! in a directory, not every worker contending for its lock) and wakes
 //! their waiters. A worker hands its completed download over and starts
 //! its next transfer at once; the more complete while one batch syncs, the
-//! larger the next (up to [`MOST_FILES_WAITING`], past which a worker waits for room).
+//! larger the next (up to [`MOST_FILES_WAITING`], past which a worker
+//! waits for room).
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
