@@ -106,7 +106,13 @@ impl Scene {
     /// A hub over a scheduler with `cfg`, with a root subscriber logging events.
     #[must_use]
     pub fn new(cfg: Config) -> Self {
-        let mut hub = Hub::new(Scheduler::new(cfg), HubOptions::default());
+        Self::with_options(cfg, HubOptions::default())
+    }
+
+    /// [`Scene::new`] with the hub's options.
+    #[must_use]
+    pub fn with_options(cfg: Config, options: HubOptions) -> Self {
+        let mut hub = Hub::new(Scheduler::new(cfg), options);
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
         let sub: weir_http::Subscriber = Box::new(move |e| {

@@ -10,13 +10,18 @@
 //! * a download expecting a SHA-256 the resource does not have never
 //!   completes (its wrong bytes are fetched once more, then it fails); one
 //!   expecting the right one never fails an integrity check;
-//! * after shutdown the hub finishes once every transfer is back.
+//! * after shutdown the hub finishes once every transfer is back;
+//! * a download into a file (a private temporary file, or a resumable
+//!   partial file) is put in place only by its settlement, which the scene
+//!   holds as an adapter's sync thread does and runs at random moments: a
+//!   completed one is byte-exact under its final name, any other leaves
+//!   nothing there.
 
 use std::time::Duration;
 
 use sha2::Digest;
 use weir::{Config, DownloaderEvent, PeerId, Request, RequestPriority, RetryPolicy, Url};
-use weir_http::{Command, Fetch, FetchError, Sink};
+use weir_http::{Command, Fetch, FetchError, HubOptions, Sink};
 
 use crate::hub::{resource, Scene};
 
@@ -49,11 +54,17 @@ pub fn run(data: &[u8]) {
         },
         ..Config::default()
     };
-    let mut s = Scene::new(cfg);
+    // Files are not synced (trusted to the OS): a `syncfs` per batch would
+    // cost the fuzzer most of its speed and decides nothing the scene
+    // checks; where the settlement is held and run is the same.
+    let mut s = Scene::with_options(cfg, HubOptions { durable: false, ..HubOptions::default() });
+    let dir = Scratch::new();
     let mut peers: Vec<PeerId> = vec![s.peer(RequestPriority::High)];
     let mut sizes = Vec::new();
     // Per download: the SHA-256 expected (None: nothing) and whether it is the resource's.
     let mut digests: Vec<Option<bool>> = Vec::new();
+    // Per download: the file it goes to, if any.
+    let mut files: Vec<Option<std::path::PathBuf>> = Vec::new();
     while let Some(op) = next() {
         let arg = next().unwrap_or(0);
         match op % 10 {
@@ -66,9 +77,16 @@ pub fn run(data: &[u8]) {
                 let digest: [u8; 32] = if right { sha2::Sha256::digest(resource(size)).into() } else { [7; 32] };
                 let expect = (op & 16 != 0).then_some(right);
                 let fetch = if expect.is_some() { Fetch::new().sha256(digest) } else { Fetch::new() };
-                s.fetch_with(peer, req, Sink::Memory, fetch);
+                let file = (op & 64 != 0).then(|| dir.0.join(format!("d{}", sizes.len())));
+                let sink = match &file {
+                    None => Sink::Memory,
+                    Some(p) if op & 128 != 0 => Sink::Resumable(p.clone()),
+                    Some(p) => Sink::File(p.clone()),
+                };
+                s.fetch_with(peer, req, sink, fetch);
                 sizes.push(size);
                 digests.push(expect);
+                files.push(file);
             }
             2 => {
                 if let Some(Ok(id)) = s.ids.get(usize::from(arg) % s.ids.len().max(1)).cloned() {
@@ -94,16 +112,40 @@ pub fn run(data: &[u8]) {
                 s.end(i, Err(weir::NetError::Reset("cut".into())));
             }
             9 if arg == 0 => s.command(Command::Shutdown),
+            9 if arg == 1 => {
+                s.sync();
+            }
             _ => s.advance(Duration::from_millis(u64::from(arg % 64))),
         }
     }
     s.command(Command::Shutdown);
     s.finish_all();
+    s.sync();
     assert!(s.hub.is_finished(), "every sink is back after shutdown: {:?}", s.hub);
-    check(&s, &sizes, &digests);
+    check(&s, &sizes, &digests, &files);
 }
 
-fn check(s: &Scene, sizes: &[u64], digests: &[Option<bool>]) {
+/// A directory of its own for one run's files, removed after it.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("weir-hub-fuzz-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn check(s: &Scene, sizes: &[u64], digests: &[Option<bool>], files: &[Option<std::path::PathBuf>]) {
     for (k, id) in s.ids.iter().enumerate() {
         let Ok(id) = *id else {
             assert!(s.outcomes(k).is_empty(), "a refused download never settles");
@@ -133,18 +175,29 @@ fn check(s: &Scene, sizes: &[u64], digests: &[Option<bool>]) {
             .filter(|e| matches!(e, DownloaderEvent::RequestRetrying { error: weir::NetError::Integrity(_), .. }))
             .count();
         assert!(refetches <= 1, "fetched again from zero at most once: {events:?}");
+        let want = resource(sizes[k]);
+        match &files[k] {
+            Some(dest) if outcomes[0].is_ok() => {
+                let got = std::fs::read(dest).expect("a completed file is in place");
+                assert!(got == want, "byte-exact under its final name: {id:?}");
+            }
+            Some(dest) => assert!(!dest.exists(), "nothing under the final name of {id:?}: {events:?}"),
+            None => {}
+        }
         match (terminals[0], &outcomes[0]) {
             (DownloaderEvent::RequestCompleted { bytes_transferred, .. }, Ok(resp)) => {
-                let want = resource(sizes[k]);
-                assert_eq!(resp.body.as_deref(), Some(&want[..]), "byte-exact: {id:?}");
+                match &files[k] {
+                    None => assert_eq!(resp.body.as_deref(), Some(&want[..]), "byte-exact: {id:?}"),
+                    Some(dest) => assert_eq!(resp.path.as_ref(), Some(dest), "{id:?}"),
+                }
                 assert_eq!(*bytes_transferred, resp.bytes, "one byte count: {id:?} {events:?}");
             }
             (DownloaderEvent::RequestFailed { error, .. }, Err(FetchError::Failed(e))) => assert_eq!(error, e),
             (DownloaderEvent::RequestCancelled { reason, .. }, Err(FetchError::Cancelled(r))) => {
                 assert_eq!(reason, r);
             }
-            (DownloaderEvent::RequestCompleted { .. }, Err(FetchError::Failed(_))) => {
-                panic!("a memory sink cannot fail to settle: {id:?}")
+            (DownloaderEvent::RequestCompleted { .. }, Err(FetchError::Failed(e))) => {
+                panic!("a completed download failed to settle ({e}): {id:?}")
             }
             (t, o) => panic!("the outcome {o:?} does not match the terminal event {t:?}"),
         }
