@@ -101,11 +101,7 @@ async fn sync_files(waiting: Receiver<Settlement>) {
         while let Ok(s) = waiting.try_recv() {
             batch.push(s);
         }
-        blocking::unblock(move || {
-            weir_http::sync_together(&mut batch);
-            batch.into_iter().for_each(Settlement::run);
-        })
-        .await;
+        blocking::unblock(move || weir_http::place_files(batch)).await;
     }
 }
 

@@ -231,7 +231,16 @@ impl Settlement {
     /// ([`sync_together`]).
     #[must_use]
     pub fn needs_sync(&self) -> bool {
-        matches!(self.event, DownloaderEvent::RequestCompleted { .. }) && self.sink.unsynced_file().is_some()
+        self.unsynced_file().is_some()
+    }
+
+    /// The completed file that has still to reach the disk, if any.
+    fn unsynced_file(&self) -> Option<&std::fs::File> {
+        self.completed().then(|| self.sink.unsynced_file()).flatten()
+    }
+
+    fn completed(&self) -> bool {
+        matches!(self.event, DownloaderEvent::RequestCompleted { .. })
     }
 
     /// Whether this settlement puts a completed file in place (a rename,
@@ -241,7 +250,7 @@ impl Settlement {
     /// of `weir get`'s wall time on 5000 × 4 KiB, `benches/README.md` §5).
     #[must_use]
     pub fn places_file(&self) -> bool {
-        matches!(self.event, DownloaderEvent::RequestCompleted { .. }) && self.sink.is_file()
+        self.completed() && self.sink.is_file()
     }
 }
 
@@ -271,8 +280,8 @@ pub fn sync_together(batch: &mut [Settlement]) {
         use std::os::unix::fs::MetadataExt;
         // Each file system once: (device, whether its sync succeeded).
         let mut synced: Vec<(u64, bool)> = Vec::new();
-        for s in batch.iter_mut().filter(|s| s.needs_sync()) {
-            let Some(file) = s.sink.unsynced_file() else { continue };
+        for s in batch.iter_mut() {
+            let Some(file) = s.unsynced_file() else { continue };
             let Ok(dev) = file.metadata().map(|m| m.dev()) else { continue };
             let ok = match synced.iter().find(|(d, _)| *d == dev) {
                 Some(&(_, ok)) => ok,
@@ -290,6 +299,14 @@ pub fn sync_together(batch: &mut [Settlement]) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = batch;
+}
+
+/// Put these completed downloads' files in place: on disk together
+/// ([`sync_together`]), then each renamed and its outcome delivered. What
+/// an adapter's sync thread or task runs on each batch it takes.
+pub fn place_files(mut batch: Vec<Settlement>) {
+    sync_together(&mut batch);
+    batch.into_iter().for_each(Settlement::run);
 }
 
 /// The current attempt's accepted head, if its report carries it.

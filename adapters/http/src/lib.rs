@@ -51,7 +51,8 @@ pub use attempt::{Attempt, End, Held, Verdict, Version};
 pub use fetch::{Check, Fetch, Head};
 pub use headers::{response_headers, HeaderError, Headers, USER_AGENT};
 pub use hub::{
-    sync_together, Action, Command, Hub, HubOptions, Input, Item, Reply, Settlement, Subscriber, MOST_FILES_WAITING,
+    place_files, sync_together, Action, Command, Hub, HubOptions, Input, Item, Reply, Settlement, Subscriber,
+    MOST_FILES_WAITING,
 };
 pub use integrity::{Expect, Verifier};
 pub use outcome::{Event, FetchError, Outcome, Response};

@@ -426,10 +426,9 @@ impl SinkState {
         match &mut self.target {
             Target::File { .. } | Target::Resumable(_) if self.durable => return Ok(()),
             Target::Writer(w) => w.flush().map_err(|e| NetError::Sink(e.to_string()))?,
-            Target::Resumable(p) => p.trust_the_os(),
             _ => {}
         }
-        self.synced = true;
+        self.mark_synced();
         Ok(())
     }
 

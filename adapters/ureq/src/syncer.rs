@@ -58,7 +58,7 @@ impl Syncer {
     /// The sync thread: batch after batch until closed and empty.
     pub(crate) fn run(&self) {
         loop {
-            let mut batch = {
+            let batch = {
                 let mut q = lock(&self.queue);
                 while q.waiting.is_empty() && !q.closed {
                     q.idle = true;
@@ -72,8 +72,7 @@ impl Syncer {
                 self.room.notify_all();
                 batch
             };
-            weir_http::sync_together(&mut batch);
-            batch.into_iter().for_each(Settlement::run);
+            weir_http::place_files(batch);
         }
     }
 
