@@ -216,15 +216,10 @@ struct Tally {
 }
 
 impl Tally {
-    fn settle(
-        &mut self,
-        url: String,
-        dest: &std::path::Path,
-        outcome: weir_ureq::Outcome,
-        interrupted: bool,
-        bars: &Bars,
-    ) {
-        match outcome {
+    /// Wait for `job` to end and count how.
+    fn settle(&mut self, job: Job, interrupted: &AtomicBool, bars: &Bars) {
+        let Job { url, dest, download } = job;
+        match download.wait() {
             Ok(resp) => {
                 self.done += 1;
                 // The file's size: a resumed download counts what it held too.
@@ -235,7 +230,7 @@ impl Tally {
             }
             Err(e) => {
                 let why = match e {
-                    FetchError::Cancelled(_) if interrupted => "interrupted".to_owned(),
+                    FetchError::Cancelled(_) if interrupted.load(Ordering::SeqCst) => "interrupted".to_owned(),
                     FetchError::Failed(e) => e.to_string(),
                     e => e.to_string(),
                 };
@@ -439,12 +434,10 @@ pub fn get(opts: GetOptions) -> i32 {
         }
     }
     let mut tally = Tally { total: jobs.len(), done: 0, saved_bytes: 0, failures, quiet: opts.quiet || opts.events };
-    let interrupted_now = || interrupted.load(Ordering::SeqCst);
     match events {
         None => {
             for job in jobs {
-                let outcome = job.download.wait();
-                tally.settle(job.url, &job.dest, outcome, interrupted_now(), &bars);
+                tally.settle(job, &interrupted, &bars);
             }
         }
         Some(events) => {
@@ -460,8 +453,7 @@ pub fn get(opts: GetOptions) -> i32 {
                         }
                         bars.event(&e);
                         if let Some(job) = e.is_terminal().then(|| pending.remove(&e.request_id())).flatten() {
-                            let outcome = job.download.wait();
-                            tally.settle(job.url, &job.dest, outcome, interrupted_now(), &bars);
+                            tally.settle(job, &interrupted, &bars);
                         }
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -476,8 +468,7 @@ pub fn get(opts: GetOptions) -> i32 {
             }
             // Only when the event stream ended early (the downloader stopped).
             for job in pending.into_values() {
-                let outcome = job.download.wait();
-                tally.settle(job.url, &job.dest, outcome, interrupted_now(), &bars);
+                tally.settle(job, &interrupted, &bars);
             }
         }
     }
