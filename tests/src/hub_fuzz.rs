@@ -132,10 +132,7 @@ impl Scratch {
     fn new() -> Self {
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("weir-hub-fuzz-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        Scratch(dir)
+        Scratch(crate::fresh_dir(&format!("hub-fuzz-{n}")))
     }
 }
 

@@ -38,6 +38,19 @@ pub use weir::*;
 /// One millisecond.
 pub const MS: Duration = Duration::from_millis(1);
 
+/// An empty directory of its own, `weir-TAG-PID` under the system's
+/// temporary directory (emptied first when an earlier run left it).
+///
+/// # Panics
+/// When it cannot be created.
+#[must_use]
+pub fn fresh_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a fresh temporary directory");
+    dir
+}
+
 /// `n` milliseconds.
 #[must_use]
 pub fn ms(n: u64) -> Duration {

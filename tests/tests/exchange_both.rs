@@ -175,9 +175,7 @@ fn concurrent_downloads_to_one_host_keep_their_connections() {
 fn file_sinks_write_private_temporary_files_and_never_follow_a_planted_link() {
     let server = FaultServer::start();
     for adapter in ADAPTERS {
-        let dir = std::env::temp_dir().join(format!("weir-filesink-{adapter:?}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir(&format!("filesink-{adapter:?}"));
         let victim = dir.join("victim");
         std::fs::write(&victim, b"precious").unwrap();
         // Links where a predictable temporary name would be (request 1 and 2).
@@ -218,9 +216,7 @@ fn file_sinks_write_private_temporary_files_and_never_follow_a_planted_link() {
 fn a_resumable_file_outlives_the_downloader_and_never_splices_two_versions() {
     let server = FaultServer::start();
     for adapter in ADAPTERS {
-        let dir = std::env::temp_dir().join(format!("weir-resumable-{adapter:?}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir(&format!("resumable-{adapter:?}"));
         let once = Config {
             idle_timeout: Some(ms(300)),
             retry: RetryPolicy { max_retries: 0, ..RetryPolicy::default() },
@@ -386,9 +382,7 @@ fn expected_size_and_sha256_are_checked_before_a_download_completes() {
     use weir_http::Fetch;
     let sha = |b: &[u8]| -> [u8; 32] { sha2::Sha256::digest(b).into() };
     let server = FaultServer::start();
-    let dir = std::env::temp_dir().join(format!("weir-integrity-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("integrity");
     for adapter in ADAPTERS {
         let body = content(30_000, 30_000);
         let good = Fetch::new().size(30_000).sha256(sha(&body));
@@ -519,9 +513,7 @@ fn a_response_check_refuses_a_response_before_its_bytes_land() {
     use std::sync::Arc;
     use weir_http::Fetch;
     let server = FaultServer::start();
-    let dir = std::env::temp_dir().join(format!("weir-check-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("check");
     for adapter in ADAPTERS {
         let asked = Arc::new(AtomicUsize::new(0));
         let a = Arc::clone(&asked);
@@ -560,9 +552,7 @@ fn a_response_check_refuses_a_response_before_its_bytes_land() {
 #[test]
 fn completed_files_are_in_place_when_the_downloader_shuts_down_right_after_their_events() {
     let server = FaultServer::start();
-    let dir = std::env::temp_dir().join(format!("weir-sync-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("sync");
     for adapter in ADAPTERS {
         let dest = |k: u64| dir.join(format!("{adapter:?}-{k}"));
         let reqs = (0..40).map(|k| (get(&server.url(&format!("/file/{}", 300_000 + k))), dest(k))).collect();

@@ -44,9 +44,7 @@ fn a_start_is_one_transfer_that_takes_the_sink_and_brings_it_back() {
 
 #[test]
 fn a_cancelled_download_settles_when_its_sink_is_back_and_leaves_no_file() {
-    let dir = std::env::temp_dir().join(format!("weir-hub-cancel-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("hub-cancel");
     let mut s = Scene::new(cfg(1));
     let p = s.peer(RequestPriority::Low);
     let k = s.fetch(p, get("http://h.test/100000"), Sink::File(dir.join("out")));
@@ -201,9 +199,7 @@ fn the_event_streams_end_once_the_hub_is_finished() {
 
 #[test]
 fn completed_files_wait_for_the_disk_in_their_settlement_together_not_in_their_transfer() {
-    let dir = std::env::temp_dir().join(format!("weir-hub-sync-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("hub-sync");
     let mut s = Scene::new(cfg(2));
     let p = s.peer(RequestPriority::Low);
     let dest = |k: usize| dir.join(format!("f{k}"));
@@ -236,9 +232,7 @@ fn completed_files_wait_for_the_disk_in_their_settlement_together_not_in_their_t
 
 #[test]
 fn a_file_whose_name_has_the_most_bytes_allowed_still_gets_a_temporary_file() {
-    let dir = std::env::temp_dir().join(format!("weir-hub-long-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("hub-long");
     let dest = dir.join("\u{e9}".repeat(127)); // 254 bytes
     let mut s = Scene::new(cfg(1));
     let p = s.peer(RequestPriority::Low);

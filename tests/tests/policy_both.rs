@@ -71,9 +71,7 @@ fn a_peer_s_bandwidth_is_known_from_its_transfers() {
 #[test]
 fn wrong_bytes_are_fetched_once_more_from_zero_when_the_sink_can_start_over() {
     let server = FaultServer::start();
-    let dir = std::env::temp_dir().join(format!("weir-refetch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = fresh_dir("refetch");
     for adapter in ADAPTERS {
         // First hit: version 1, whole; later: version 2. The digest is version 2's.
         let v2 = content(50_000, 2);
