@@ -264,7 +264,9 @@ impl Downloader {
         let workers = config.max_concurrent + (config.max_concurrent / 4).max(1);
         let hub = Hub::new(Scheduler::try_new(config)?, hub_options);
         let (job_tx, job_rx) = mpsc::channel::<Box<Transfer>>();
-        let shared = Arc::new(Shared::new(hub, job_tx));
+        let (syncer, waiting) = syncer::Syncer::new();
+        let mut waiting = Some(waiting);
+        let shared = Arc::new(Shared::new(hub, job_tx, syncer));
         let job_rx = Arc::new(Mutex::new(job_rx));
         let pool = options.pool.unwrap_or_else(|| Pool::new(&options.agent));
         let mut threads = Vec::with_capacity(workers + 2);
@@ -274,7 +276,15 @@ impl Downloader {
             let spawned = if i == workers {
                 spawn("weir-timer".into(), Box::new(move || on.run_timer()))
             } else if i == workers + 1 {
-                spawn("weir-sync".into(), Box::new(move || on.syncer.run()))
+                let waiting = waiting.take();
+                spawn(
+                    "weir-sync".into(),
+                    Box::new(move || {
+                        if let Some(w) = waiting {
+                            syncer::run(&w);
+                        }
+                    }),
+                )
             } else {
                 spawn(format!("weir-worker-{i}"), Box::new(move || worker::run(&on, &jobs, &agent)))
             };

@@ -45,9 +45,9 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Shared {
-    pub(crate) fn new(hub: Hub, jobs: Sender<Box<Transfer>>) -> Self {
+    pub(crate) fn new(hub: Hub, jobs: Sender<Box<Transfer>>, syncer: Syncer) -> Self {
         let state = State { hub, timer_at: None, jobs: Some(jobs) };
-        Self { state: Mutex::new(state), timer: Condvar::new(), returned: Condvar::new(), syncer: Syncer::default() }
+        Self { state: Mutex::new(state), timer: Condvar::new(), returned: Condvar::new(), syncer }
     }
 
     /// Feed the hub with `f`, then act on what it decided: transfers go to
